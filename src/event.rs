@@ -1,0 +1,176 @@
+//! What a socket reports, and who listens.
+
+use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::status::AsyncErrorKind;
+
+/// The four event kinds; the discriminants are the C `ws_event_kind` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum EventKind {
+    Open = 1,
+    Message = 2,
+    Error = 3,
+    Close = 4,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 4] = [
+        EventKind::Open,
+        EventKind::Message,
+        EventKind::Error,
+        EventKind::Close,
+    ];
+
+    pub fn from_raw(raw: u32) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| *k as u32 == raw)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize - 1
+    }
+}
+
+/// One event as a listener sees it; borrowed, valid during the call only.
+pub struct EventView<'a> {
+    pub kind: EventKind,
+    /// MESSAGE: the payload followed by one 0 byte (so text can be read as a
+    /// C string without a copy); empty for other kinds.
+    pub payload_with_nul: &'a [u8],
+    pub is_binary: bool,
+    pub code: u16,
+    /// CLOSE: the reason; ERROR: the message; empty otherwise.
+    pub reason: &'a CStr,
+    pub was_clean: bool,
+    pub error_code: i32,
+}
+
+impl EventView<'_> {
+    pub fn payload(&self) -> &[u8] {
+        self.payload_with_nul
+            .split_last()
+            .map_or(&[][..], |(_, payload)| payload)
+    }
+}
+
+/// Something bound to a socket's event. Implemented by the C face (function
+/// pointer + userdata) and by Rust users. Dropping it releases what it holds
+/// (the C face runs the userdata finalizer there), and it is dropped after
+/// its last call.
+pub trait Listener: Send + Sync {
+    fn call(&self, socket: u64, event: &EventView<'_>);
+    /// Two listeners with the same identity are the same binding: binding it
+    /// twice runs it once, and unbinding needs only the identity.
+    fn identity(&self) -> ListenerId;
+    /// Called instead of using a listener that duplicates one already
+    /// bound: what it would release belongs to the first binding.
+    fn disarm(&mut self) {}
+}
+
+/// Identity of a binding; for C, the (callback, userdata) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerId(pub usize, pub usize);
+
+/// A listener in a socket's list. `removed` stops a call that a snapshot
+/// taken before the unbind would still make.
+pub struct Binding {
+    pub listener: Box<dyn Listener>,
+    removed: AtomicBool,
+}
+
+impl Binding {
+    pub fn new(listener: Box<dyn Listener>) -> Self {
+        Binding {
+            listener,
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Release);
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+}
+
+/// The `error` event of a socket, kept for listeners bound after it.
+#[derive(Debug, Clone)]
+pub struct ErrorRecord {
+    pub kind: AsyncErrorKind,
+    pub message: CString,
+}
+
+/// The `close` event of a socket, kept for listeners bound after it.
+#[derive(Debug, Clone)]
+pub struct CloseRecord {
+    pub code: u16,
+    pub reason: CString,
+    pub was_clean: bool,
+}
+
+/// Turns text into a C string, dropping interior NULs rather than the text.
+pub fn lossy_cstring(text: &str) -> CString {
+    CString::new(text.replace('\0', "")).unwrap_or_default()
+}
+
+impl ErrorRecord {
+    pub fn new(kind: AsyncErrorKind, message: &str) -> Self {
+        ErrorRecord {
+            kind,
+            message: lossy_cstring(message),
+        }
+    }
+
+    pub fn view(&self) -> EventView<'_> {
+        EventView {
+            kind: EventKind::Error,
+            payload_with_nul: &[],
+            is_binary: false,
+            code: 0,
+            reason: &self.message,
+            was_clean: false,
+            error_code: self.kind as i32,
+        }
+    }
+}
+
+impl CloseRecord {
+    pub fn view(&self) -> EventView<'_> {
+        EventView {
+            kind: EventKind::Close,
+            payload_with_nul: &[],
+            is_binary: false,
+            code: self.code,
+            reason: &self.reason,
+            was_clean: self.was_clean,
+            error_code: 0,
+        }
+    }
+}
+
+pub fn open_view() -> EventView<'static> {
+    EventView {
+        kind: EventKind::Open,
+        payload_with_nul: &[],
+        is_binary: false,
+        code: 0,
+        reason: c"",
+        was_clean: false,
+        error_code: 0,
+    }
+}
+
+pub fn message_view(payload_with_nul: &[u8], is_binary: bool) -> EventView<'_> {
+    EventView {
+        kind: EventKind::Message,
+        payload_with_nul,
+        is_binary,
+        code: 0,
+        reason: c"",
+        was_clean: false,
+        error_code: 0,
+    }
+}

@@ -1,0 +1,129 @@
+//! `ws_event`, the callback type, and the listener that calls C.
+
+use std::os::raw::{c_char, c_int, c_void};
+
+use super::ws_handle;
+use crate::event::{EventView, Listener, ListenerId};
+
+/// Event kinds, for `ws_bind` and `ws_event.kind`. An integer type rather
+/// than a C enum, so that a wrong value passed from any language is an
+/// error (`WS_ERR_INVALID_ARGUMENT`) and never undefined behaviour.
+pub type ws_event_kind = u32;
+/// The connection is open (no data).
+pub const WS_EVENT_OPEN: ws_event_kind = 1;
+/// A message arrived: `data`, `len`, `is_binary`.
+pub const WS_EVENT_MESSAGE: ws_event_kind = 2;
+/// The connection failed: `error_code` and `reason` (the message).
+pub const WS_EVENT_ERROR: ws_event_kind = 3;
+/// The connection is closed: `code`, `reason`, `was_clean`. Always the
+/// last event of a socket.
+pub const WS_EVENT_CLOSE: ws_event_kind = 4;
+
+/// One event, passed to callbacks by pointer.
+///
+/// Lifetime: the event and everything it points to are owned by wsembed
+/// and valid only during the callback; copy what you keep. Fields may be
+/// appended in later versions: never allocate or copy a `ws_event` by
+/// value, only read it through the pointer you are given.
+#[repr(C)]
+pub struct ws_event {
+    /// Which event this is (`WS_EVENT_*`).
+    pub kind: ws_event_kind,
+    /// MESSAGE: the payload, followed by a NUL byte not counted in `len`
+    /// (so text can be used as a C string); never NULL for a message, even
+    /// an empty one. Other kinds: NULL.
+    pub data: *const u8,
+    /// MESSAGE: payload length in bytes; 0 for other kinds.
+    pub len: usize,
+    /// MESSAGE: false for text (valid UTF-8), true for binary.
+    pub is_binary: bool,
+    /// CLOSE: the close code (1005: the peer sent none; 1006: abnormal
+    /// closure, no close frame). 0 for other kinds.
+    pub code: u16,
+    /// CLOSE: the peer's reason; ERROR: a message saying what failed.
+    /// NUL-terminated UTF-8, never NULL ("" when there is none).
+    pub reason: *const c_char,
+    /// CLOSE: true when the closing handshake completed.
+    pub was_clean: bool,
+    /// ERROR: one of `WS_ERR_DNS` .. `WS_ERR_IO`; 0 for other kinds.
+    pub error_code: c_int,
+}
+
+/// A callback bound with `ws_bind`. Runs on the IO thread, one at a time,
+/// and must return promptly: while it runs, no other socket is served. It
+/// may call any wsembed function, on any socket, including `ws_free` on its
+/// own socket.
+pub type ws_callback =
+    Option<unsafe extern "C" fn(socket: ws_handle, event: *const ws_event, userdata: *mut c_void)>;
+
+/// Releases a binding's userdata (see `ws_bind_ex`).
+pub type ws_userdata_free = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
+
+/// Runs the userdata finalizer exactly once when dropped, unless disarmed.
+/// Built before any argument check so that every failure path finalizes.
+pub(crate) struct Finalizer {
+    free: ws_userdata_free,
+    userdata: *mut c_void,
+}
+
+impl Finalizer {
+    pub fn new(free: ws_userdata_free, userdata: *mut c_void) -> Finalizer {
+        Finalizer { free, userdata }
+    }
+}
+
+impl Drop for Finalizer {
+    fn drop(&mut self) {
+        if let Some(free) = self.free.take() {
+            // SAFETY: the caller of ws_bind_ex gave this function for this
+            // userdata; `take` makes it run at most once.
+            unsafe { free(self.userdata) }
+        }
+    }
+}
+
+/// A C callback with its userdata, bound to one event kind.
+pub(crate) struct CListener {
+    pub callback: unsafe extern "C" fn(ws_handle, *const ws_event, *mut c_void),
+    pub userdata: *mut c_void,
+    pub finalizer: Finalizer,
+}
+
+// SAFETY: the header documents that callbacks run on the IO thread and
+// finalizers on whichever thread drops the last reference; the caller who
+// binds them accepts that for the userdata. wsembed itself never reads the
+// userdata, it only passes the pointer back.
+unsafe impl Send for CListener {}
+// SAFETY: as above; the listener is called from one thread at a time.
+unsafe impl Sync for CListener {}
+
+impl Listener for CListener {
+    fn call(&self, socket: u64, event: &EventView<'_>) {
+        let data = if event.payload_with_nul.is_empty() {
+            std::ptr::null()
+        } else {
+            event.payload_with_nul.as_ptr()
+        };
+        let raw = ws_event {
+            kind: event.kind as ws_event_kind,
+            data,
+            len: event.payload().len(),
+            is_binary: event.is_binary,
+            code: event.code,
+            reason: event.reason.as_ptr(),
+            was_clean: event.was_clean,
+            error_code: event.error_code,
+        };
+        // SAFETY: `callback` is the non-NULL function the caller bound;
+        // `raw` and what it points to outlive the call.
+        unsafe { (self.callback)(socket, &raw, self.userdata) }
+    }
+
+    fn identity(&self) -> ListenerId {
+        ListenerId(self.callback as usize, self.userdata as usize)
+    }
+
+    fn disarm(&mut self) {
+        self.finalizer.free = None;
+    }
+}

@@ -1,0 +1,224 @@
+//! `ws_options`: connection options built by functions, so the ABI can grow.
+
+use std::os::raw::{c_char, c_int};
+
+use super::args::str_arg;
+use super::error::status;
+use super::panic::boundary;
+use crate::client::HAS_TLS;
+use crate::options::Options;
+use crate::status::{Error, ErrorKind, Result};
+
+/// Options for `ws_open_ex`. Opaque: create with `ws_options_new`, release
+/// with `ws_options_free`. Not thread-safe: use one options object from one
+/// thread at a time.
+pub struct ws_options {
+    pub(crate) inner: Options,
+}
+
+/// Runs `f` on the options behind `options`, or fails for NULL.
+fn with_options(
+    options: *mut ws_options,
+    f: impl FnOnce(&mut Options) -> Result<()>,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: non-NULL pointers come from ws_options_new and are not yet
+        // freed (the documented contract); one thread uses them at a time.
+        let Some(options) = (unsafe { options.as_mut() }) else {
+            return status(Err(Error::new(ErrorKind::InvalidArgument, "options is NULL")));
+        };
+        status(f(&mut options.inner))
+    })
+}
+
+fn string(ptr: *const c_char, what: &str) -> Result<String> {
+    // SAFETY: the caller passes NULL or a NUL-terminated string that is
+    // valid during this call (the documented contract).
+    unsafe { str_arg(ptr, what, ErrorKind::InvalidArgument) }.map(str::to_owned)
+}
+
+fn needs_tls() -> Result<()> {
+    if HAS_TLS {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "this build of wsembed has no TLS (ws_has_tls() is false)",
+        ))
+    }
+}
+
+/// Creates options with every default: connect timeout 30000 ms, close
+/// timeout 5000 ms, no pings, max message size and send queue 64 MiB, no
+/// subprotocols, no extra headers.
+///
+/// Ownership: the caller owns the result and frees it with
+/// `ws_options_free`. NULL only if memory ran out. Any thread.
+#[no_mangle]
+pub extern "C" fn ws_options_new() -> *mut ws_options {
+    boundary(|| {
+        Box::into_raw(Box::new(ws_options {
+            inner: Options::default(),
+        }))
+    })
+}
+
+/// Frees options from `ws_options_new`. NULL is ignored. Sockets opened with
+/// them are unaffected: `ws_open_ex` copies what it needs.
+#[no_mangle]
+pub extern "C" fn ws_options_free(options: *mut ws_options) {
+    boundary(|| {
+        if !options.is_null() {
+            // SAFETY: non-NULL pointers come from ws_options_new
+            // (Box::into_raw) and are freed once (the documented contract).
+            drop(unsafe { Box::from_raw(options) });
+        }
+    })
+}
+
+/// Adds a subprotocol to offer in `Sec-WebSocket-Protocol`, in order.
+/// The server must pick one of them (or none); see `ws_protocol`.
+///
+/// Returns `WS_ERR_INVALID_ARGUMENT` for NULL, a string that is not an
+/// RFC 6455 token, or one already added. The string is copied.
+#[no_mangle]
+pub extern "C" fn ws_options_add_protocol(
+    options: *mut ws_options,
+    subprotocol: *const c_char,
+) -> c_int {
+    with_options(options, |o| o.add_protocol(&string(subprotocol, "subprotocol")?))
+}
+
+/// Adds a header to the opening handshake (e.g. `Authorization`). Headers
+/// the handshake writes itself (Host, Upgrade, Connection, Sec-WebSocket-*)
+/// are refused, as are values with CR, LF or NUL: `WS_ERR_INVALID_ARGUMENT`.
+/// Both strings are copied.
+#[no_mangle]
+pub extern "C" fn ws_options_add_header(
+    options: *mut ws_options,
+    name: *const c_char,
+    value: *const c_char,
+) -> c_int {
+    with_options(options, |o| {
+        o.add_header(&string(name, "header name")?, &string(value, "header value")?)
+    })
+}
+
+/// Time allowed for name resolution, TCP connect and the opening handshake
+/// together (default 30000 ms). 0 is `WS_ERR_INVALID_ARGUMENT`. When it
+/// passes the socket gets an `error` event (`WS_ERR_TIMEOUT`), then `close`.
+#[no_mangle]
+pub extern "C" fn ws_options_set_connect_timeout_ms(options: *mut ws_options, ms: u32) -> c_int {
+    with_options(options, |o| o.set_connect_timeout_ms(ms))
+}
+
+/// Time the peer has to answer a close frame and hang up (default 5000 ms).
+/// Past it the connection is cut: `close` event with `was_clean` false when
+/// the peer never answered. 0 is `WS_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn ws_options_set_close_timeout_ms(options: *mut ws_options, ms: u32) -> c_int {
+    with_options(options, |o| o.set_close_timeout_ms(ms))
+}
+
+/// Sends a ping every `ms` while open (0, the default, turns pings off).
+/// Pings run on the IO thread, so a slow callback elsewhere cannot starve
+/// them for long, but a callback that never returns can.
+#[no_mangle]
+pub extern "C" fn ws_options_set_ping_interval_ms(options: *mut ws_options, ms: u32) -> c_int {
+    with_options(options, |o| o.set_ping_interval_ms(ms))
+}
+
+/// How long to wait for a pong after a ping (default: one ping interval).
+/// Past it the connection fails: `error` (`WS_ERR_TIMEOUT`), then `close`
+/// 1006. Only used when a ping interval is set. 0 is
+/// `WS_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn ws_options_set_pong_timeout_ms(options: *mut ws_options, ms: u32) -> c_int {
+    with_options(options, |o| o.set_pong_timeout_ms(ms))
+}
+
+/// Largest message accepted, both ways (default 64 MiB). A bigger incoming
+/// message fails the connection (close code 1009 sent, `error` event
+/// `WS_ERR_PROTOCOL`); a bigger outgoing one is refused by `ws_send*` with
+/// `WS_ERR_TOO_LARGE`. 0 is `WS_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn ws_options_set_max_message_size(options: *mut ws_options, bytes: usize) -> c_int {
+    with_options(options, |o| o.set_max_message_size(bytes))
+}
+
+/// Limit of `ws_buffered_amount` (default 64 MiB): a send that would pass it
+/// fails with `WS_ERR_QUEUE_FULL` and queues nothing. Incoming messages held
+/// while no `message` callback is bound are bounded by the larger of this
+/// and the max message size: past it, reading pauses until one is bound.
+/// 0 is `WS_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn ws_options_set_max_send_queue(options: *mut ws_options, bytes: usize) -> c_int {
+    with_options(options, |o| o.set_max_send_queue(bytes))
+}
+
+/// Adds trust roots for `wss://` from a PEM file (read when connecting).
+/// `WS_ERR_UNSUPPORTED` in a build without TLS.
+#[no_mangle]
+pub extern "C" fn ws_options_set_ca_file(options: *mut ws_options, pem_path: *const c_char) -> c_int {
+    with_options(options, |o| {
+        let path = string(pem_path, "pem_path")?;
+        needs_tls()?;
+        o.tls.ca_files.push(path);
+        Ok(())
+    })
+}
+
+/// Adds trust roots for `wss://` given as PEM text (copied).
+/// `WS_ERR_UNSUPPORTED` in a build without TLS.
+#[no_mangle]
+pub extern "C" fn ws_options_set_ca_pem(options: *mut ws_options, pem: *const c_char) -> c_int {
+    with_options(options, |o| {
+        let pem = string(pem, "pem")?;
+        needs_tls()?;
+        o.tls.ca_pems.push(pem);
+        Ok(())
+    })
+}
+
+/// Sets a client certificate chain and private key (PEM files) for mutual
+/// TLS. `WS_ERR_UNSUPPORTED` in a build without TLS.
+#[no_mangle]
+pub extern "C" fn ws_options_set_client_cert(
+    options: *mut ws_options,
+    cert_pem_path: *const c_char,
+    key_pem_path: *const c_char,
+) -> c_int {
+    with_options(options, |o| {
+        let cert = string(cert_pem_path, "cert_pem_path")?;
+        let key = string(key_pem_path, "key_pem_path")?;
+        needs_tls()?;
+        o.tls.client_cert = Some((cert, key));
+        Ok(())
+    })
+}
+
+/// DANGEROUS: with `true`, `wss://` accepts any certificate for any name,
+/// so anyone on the path can read and change the traffic. For tests only.
+/// Off by default. `WS_ERR_UNSUPPORTED` in a build without TLS.
+#[no_mangle]
+pub extern "C" fn ws_options_set_insecure_skip_verify(options: *mut ws_options, skip: bool) -> c_int {
+    with_options(options, |o| {
+        needs_tls()?;
+        o.tls.insecure_skip_verify = skip;
+        Ok(())
+    })
+}
+
+/// Tunnels the connection through an HTTP CONNECT proxy
+/// (`http://[user:pass@]host:port`). `WS_ERR_UNSUPPORTED` in this version:
+/// proxy support is not built yet.
+#[no_mangle]
+pub extern "C" fn ws_options_set_proxy(options: *mut ws_options, http_proxy_url: *const c_char) -> c_int {
+    with_options(options, |_| {
+        string(http_proxy_url, "http_proxy_url")?;
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "HTTP CONNECT proxies are not supported by this version of wsembed",
+        ))
+    })
+}

@@ -1,0 +1,331 @@
+//! Opening, binding, sending, closing and freeing sockets, and their state.
+
+use std::os::raw::{c_char, c_int, c_void};
+
+use super::args::{bytes_arg, copy_out, optional_str_arg, str_arg};
+use super::error::{report, status};
+use super::event::{ws_callback, ws_event_kind, ws_userdata_free, CListener, Finalizer};
+use super::options::ws_options;
+use super::panic::boundary;
+use super::ws_handle;
+use crate::client;
+use crate::event::{EventKind, ListenerId};
+use crate::options::Options;
+use crate::status::{Error, ErrorKind, Result};
+
+/// `ws_ready_state`: the connection is being established.
+pub const WS_CONNECTING: c_int = 0;
+/// `ws_ready_state`: open; messages can be sent.
+pub const WS_OPEN: c_int = 1;
+/// `ws_ready_state`: the closing handshake is under way.
+pub const WS_CLOSING: c_int = 2;
+/// `ws_ready_state`: closed (the `close` event has been or is being
+/// delivered).
+pub const WS_CLOSED: c_int = 3;
+
+fn open_with(url: *const c_char, options: &Options) -> ws_handle {
+    // SAFETY: the caller passes NULL or a NUL-terminated string valid during
+    // this call (the documented contract).
+    let url = unsafe { str_arg(url, "url", ErrorKind::InvalidUrl) };
+    match url.and_then(|url| client::open(url, options)) {
+        Ok(handle) => handle,
+        Err(e) => {
+            report(&e);
+            0
+        }
+    }
+}
+
+/// Opens a WebSocket to `url` (`ws://` or `wss://`) with default options.
+///
+/// Returns a handle in state CONNECTING at once, or 0 on a synchronous
+/// failure (NULL or bad URL: `WS_ERR_INVALID_URL`; `wss://` without TLS:
+/// `WS_ERR_UNSUPPORTED`), with `ws_last_error()` set. Never blocks on the
+/// network: resolution, connect and handshake run on the IO thread, and
+/// their failures arrive as an `error` event then a `close` event.
+///
+/// Bind callbacks right after: an event that happens before its callback is
+/// bound is not lost (see `ws_bind`). Ownership: the caller owns the handle
+/// and must release it with `ws_free`. The URL is copied. Any thread,
+/// including from a callback.
+#[no_mangle]
+pub extern "C" fn ws_open(url: *const c_char) -> ws_handle {
+    boundary(|| open_with(url, &Options::default()))
+}
+
+/// As `ws_open`, with options (NULL means defaults). The options are copied:
+/// free them whenever you like. Options naming a feature this build lacks
+/// make it fail with `WS_ERR_UNSUPPORTED`.
+#[no_mangle]
+pub extern "C" fn ws_open_ex(url: *const c_char, options: *const ws_options) -> ws_handle {
+    boundary(|| {
+        // SAFETY: NULL or a live pointer from ws_options_new that no other
+        // thread mutates during this call (the documented contract).
+        match unsafe { options.as_ref() } {
+            Some(options) => open_with(url, &options.inner),
+            None => open_with(url, &Options::default()),
+        }
+    })
+}
+
+fn event_kind(kind: ws_event_kind) -> Result<EventKind> {
+    EventKind::from_raw(kind).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("unknown event kind {kind}; expected WS_EVENT_OPEN..WS_EVENT_CLOSE"),
+        )
+    })
+}
+
+fn bind(
+    socket: ws_handle,
+    kind: ws_event_kind,
+    callback: ws_callback,
+    userdata: *mut c_void,
+    free_userdata: ws_userdata_free,
+) -> c_int {
+    // Built first, so that every failure below still finalizes userdata.
+    let finalizer = Finalizer::new(free_userdata, userdata);
+    let result = (|| {
+        let sock = client::socket(socket)?;
+        let kind = event_kind(kind)?;
+        let callback = callback
+            .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, "callback is NULL"))?;
+        let listener = CListener {
+            callback,
+            userdata,
+            finalizer,
+        };
+        sock.bind(kind, Box::new(listener))
+    })();
+    status(result)
+}
+
+/// Binds `callback(socket, event, userdata)` to events of `kind`
+/// (`WS_EVENT_OPEN`, `WS_EVENT_MESSAGE`, `WS_EVENT_ERROR`, `WS_EVENT_CLOSE`).
+///
+/// Several callbacks may be bound to one kind; they run in the order bound.
+/// Binding the same (callback, userdata) pair again to the same kind is a
+/// no-op that returns `WS_OK` (as addEventListener).
+///
+/// No event is lost to a bind race: a callback bound after its `open`,
+/// `error` or `close` already happened is called once with that event,
+/// soon, on the IO thread. Messages that arrive while no `message` callback
+/// is bound are held and delivered, in order, to the first one bound.
+///
+/// Callbacks run on the IO thread (see `ws_callback`). `userdata` is passed
+/// back untouched and must stay valid until the binding ends: after
+/// `ws_unbind` returns (mind a call already under way on the IO thread:
+/// use `ws_bind_ex` to learn when the last call is over) or after `ws_free`
+/// returns. Returns `WS_ERR_INVALID_HANDLE`, or `WS_ERR_INVALID_ARGUMENT`
+/// for a NULL callback or an unknown kind. Any thread, including from a
+/// callback.
+#[no_mangle]
+pub extern "C" fn ws_bind(
+    socket: ws_handle,
+    kind: ws_event_kind,
+    callback: ws_callback,
+    userdata: *mut c_void,
+) -> c_int {
+    boundary(|| bind(socket, kind, callback, userdata, None))
+}
+
+/// As `ws_bind`, plus a finalizer for `userdata`: `free_userdata(userdata)`
+/// runs exactly once, after the last call of this binding: when it is
+/// unbound, when the socket is freed, or, when `ws_bind_ex` fails, before it
+/// returns. It may run on the thread that unbinds or frees, or on the IO
+/// thread if a call was under way. `free_userdata` may be NULL. Binding a
+/// pair that is already bound returns `WS_OK` and does not call this
+/// `free_userdata` (the first binding's finalizer still runs once).
+#[no_mangle]
+pub extern "C" fn ws_bind_ex(
+    socket: ws_handle,
+    kind: ws_event_kind,
+    callback: ws_callback,
+    userdata: *mut c_void,
+    free_userdata: ws_userdata_free,
+) -> c_int {
+    boundary(|| bind(socket, kind, callback, userdata, free_userdata))
+}
+
+/// Removes the binding of (callback, userdata) from events of `kind`. As
+/// removeEventListener, removing a pair that is not bound is not an error
+/// (`WS_OK`). A call already running on the IO thread finishes; no new call
+/// starts after this returns. Any thread, including from a callback.
+#[no_mangle]
+pub extern "C" fn ws_unbind(
+    socket: ws_handle,
+    kind: ws_event_kind,
+    callback: ws_callback,
+    userdata: *mut c_void,
+) -> c_int {
+    boundary(|| {
+        status((|| {
+            client::socket(socket)?;
+            let kind = event_kind(kind)?;
+            let callback = callback
+                .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, "callback is NULL"))?;
+            client::unbind(
+                socket,
+                kind,
+                ListenerId(callback as usize, userdata as usize),
+            )
+        })())
+    })
+}
+
+/// Sends a NUL-terminated UTF-8 text message.
+///
+/// The text is copied and queued; this never blocks on the network.
+/// Returns `WS_ERR_INVALID_STATE` unless OPEN, `WS_ERR_INVALID_UTF8` for text
+/// that is not UTF-8, `WS_ERR_INVALID_ARGUMENT` for NULL, `WS_ERR_TOO_LARGE`
+/// over the max message size, `WS_ERR_QUEUE_FULL` when the send queue is
+/// over its limit; on any error nothing is queued. Any thread, including
+/// from a callback.
+#[no_mangle]
+pub extern "C" fn ws_send(socket: ws_handle, text: *const c_char) -> c_int {
+    boundary(|| {
+        status((|| {
+            let sock = client::socket(socket)?;
+            // SAFETY: NULL or a NUL-terminated string valid during this call
+            // (the documented contract).
+            let text = unsafe { str_arg(text, "text", ErrorKind::InvalidUtf8) }?;
+            client::send_text(&sock, text.as_bytes())
+        })())
+    })
+}
+
+/// Sends `len` bytes at `data` as a text message (they may contain NUL).
+/// `data` may be NULL only when `len` is 0. Otherwise as `ws_send`.
+#[no_mangle]
+pub extern "C" fn ws_send_text(socket: ws_handle, data: *const c_char, len: usize) -> c_int {
+    boundary(|| {
+        status((|| {
+            let sock = client::socket(socket)?;
+            // SAFETY: NULL (with len 0) or `len` readable bytes valid during
+            // this call (the documented contract).
+            let bytes = unsafe { bytes_arg(data.cast(), len, "data") }?;
+            client::send_text(&sock, bytes)
+        })())
+    })
+}
+
+/// Sends `len` bytes at `data` as a binary message; `data` may be NULL only
+/// when `len` is 0. The bytes are copied. Otherwise as `ws_send`.
+#[no_mangle]
+pub extern "C" fn ws_send_binary(socket: ws_handle, data: *const c_void, len: usize) -> c_int {
+    boundary(|| {
+        status((|| {
+            let sock = client::socket(socket)?;
+            // SAFETY: NULL (with len 0) or `len` readable bytes valid during
+            // this call (the documented contract).
+            let bytes = unsafe { bytes_arg(data.cast(), len, "data") }?;
+            client::send_binary(&sock, bytes)
+        })())
+    })
+}
+
+/// Closes as the browser's `close()` with no code: from OPEN, messages
+/// already queued are sent, then a close frame without status; the `close`
+/// event follows the peer's answer (or the close timeout). From CONNECTING
+/// the attempt is aborted: a `close` event with code 1006 and no `error`.
+/// Closing a CLOSING or CLOSED socket is not an error. Any thread,
+/// including from a callback.
+#[no_mangle]
+pub extern "C" fn ws_close(socket: ws_handle) -> c_int {
+    boundary(|| status(client::socket(socket).and_then(|s| client::close(&s, None))))
+}
+
+/// As `ws_close`, with a close code (1000 or 3000-4999, else
+/// `WS_ERR_INVALID_ARGUMENT`) and a reason (NULL for none; UTF-8, else
+/// `WS_ERR_INVALID_UTF8`; at most 123 bytes, else
+/// `WS_ERR_INVALID_ARGUMENT`). The reason is copied.
+#[no_mangle]
+pub extern "C" fn ws_close_ex(socket: ws_handle, code: u16, reason: *const c_char) -> c_int {
+    boundary(|| {
+        status((|| {
+            let sock = client::socket(socket)?;
+            // SAFETY: NULL or a NUL-terminated string valid during this call
+            // (the documented contract).
+            let reason = unsafe { optional_str_arg(reason, "reason", ErrorKind::InvalidUtf8) }?;
+            client::close(&sock, Some((code, reason.to_owned())))
+        })())
+    })
+}
+
+/// Releases the handle. A socket still open is closed with code 1001
+/// (going away) in the background, without further events.
+///
+/// When `ws_free` returns, no callback of this socket is running or will
+/// run, and every `ws_bind_ex` finalizer of it has run or is running on the
+/// IO thread right after the call it waits for; you may free your userdata.
+/// Called from inside one of this socket's own callbacks it does not wait
+/// for itself: no callback of the socket runs after the current one
+/// returns. The handle is invalid afterwards (`WS_ERR_INVALID_HANDLE`).
+/// Any thread, including from a callback.
+#[no_mangle]
+pub extern "C" fn ws_free(socket: ws_handle) -> c_int {
+    boundary(|| status(client::free(socket)))
+}
+
+/// The ready state: `WS_CONNECTING`, `WS_OPEN`, `WS_CLOSING` or
+/// `WS_CLOSED`; `WS_ERR_INVALID_HANDLE` (negative) for a bad handle.
+/// Any thread.
+#[no_mangle]
+pub extern "C" fn ws_ready_state(socket: ws_handle) -> c_int {
+    boundary(|| match client::socket(socket) {
+        Ok(s) => s.ready_state() as c_int,
+        Err(e) => report(&e),
+    })
+}
+
+/// Payload bytes accepted by `ws_send*` and not yet written to the
+/// operating system's socket. 0 for a bad handle (with `ws_last_error`
+/// set) and once the socket is closed. Any thread.
+#[no_mangle]
+pub extern "C" fn ws_buffered_amount(socket: ws_handle) -> usize {
+    boundary(|| match client::socket(socket) {
+        Ok(s) => s.buffered_amount(),
+        Err(e) => {
+            report(&e);
+            0
+        }
+    })
+}
+
+fn copy_string(
+    socket: ws_handle,
+    buf: *mut c_char,
+    cap: usize,
+    get: impl FnOnce(&crate::socket::Socket) -> String,
+) -> usize {
+    let result = client::socket(socket).and_then(|s| {
+        let text = get(&s);
+        // SAFETY: NULL (with cap 0) or `cap` writable bytes (the documented
+        // contract).
+        unsafe { copy_out(&text, buf, cap) }
+    });
+    match result {
+        Ok(len) => len,
+        Err(e) => {
+            report(&e);
+            0
+        }
+    }
+}
+
+/// Copies the subprotocol the server selected ("" until OPEN, or if none)
+/// into `buf`, NUL-terminated when `cap > 0` (truncated to fit), and
+/// returns its full length without the NUL, as snprintf: call with cap 0
+/// (buf may be NULL) to size the buffer. 0 for a bad handle. Any thread.
+#[no_mangle]
+pub extern "C" fn ws_protocol(socket: ws_handle, buf: *mut c_char, cap: usize) -> usize {
+    boundary(|| copy_string(socket, buf, cap, |s| s.protocol().to_owned()))
+}
+
+/// Copies the URL as parsed (e.g. "ws://example.org/" for
+/// "ws://EXAMPLE.org") into `buf`, as `ws_protocol` does. Any thread.
+#[no_mangle]
+pub extern "C" fn ws_url(socket: ws_handle, buf: *mut c_char, cap: usize) -> usize {
+    boundary(|| copy_string(socket, buf, cap, |s| s.url().to_owned()))
+}

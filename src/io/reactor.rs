@@ -1,0 +1,204 @@
+//! The IO thread's loop: poll readiness, run commands, fire timers.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::{Events, Poll};
+
+use super::connection::{Connection, Ctx};
+use super::resolver::Resolver;
+use super::{Command, IoShared, WAKER_TOKEN};
+use crate::dispatch::Dispatcher;
+use crate::event::{lossy_cstring, CloseRecord, EventKind};
+use crate::panic_guard;
+use crate::registry;
+
+pub struct Reactor {
+    poll: Poll,
+    shared: Arc<IoShared>,
+    connections: HashMap<u64, Connection>,
+    /// Deadlines by handle; stale entries are skipped when they come due.
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    dispatcher: Dispatcher,
+    resolver: Resolver,
+    commands: Vec<Command>,
+    shutting_down: bool,
+}
+
+impl Reactor {
+    pub fn new(poll: Poll, shared: Arc<IoShared>) -> Reactor {
+        Reactor {
+            poll,
+            resolver: Resolver::new(shared.clone()),
+            shared,
+            connections: HashMap::new(),
+            timers: BinaryHeap::new(),
+            dispatcher: Dispatcher::default(),
+            commands: Vec::new(),
+            shutting_down: false,
+        }
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            self.run_commands();
+            if self.shutting_down && self.connections.is_empty() {
+                return;
+            }
+            let timeout = self
+                .timers
+                .peek()
+                .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // epoll_wait fails only on a broken fd set; nothing can be
+                // served any more, so end the sockets rather than spin.
+                Err(_) => {
+                    self.shutting_down = true;
+                    self.shutdown_all();
+                    continue;
+                }
+            }
+            for event in events.iter() {
+                if event.token() == WAKER_TOKEN {
+                    continue;
+                }
+                let handle = event.token().0 as u64;
+                self.with_connection(handle, |c, ctx| c.on_ready(ctx));
+            }
+            self.fire_timers();
+        }
+    }
+
+    /// Runs `f` on a connection, then files its next deadline and drops it
+    /// once it is done.
+    fn with_connection(&mut self, handle: u64, f: impl FnOnce(&mut Connection, &mut Ctx<'_>)) {
+        let Some(connection) = self.connections.get_mut(&handle) else {
+            return;
+        };
+        let mut ctx = Ctx {
+            registry: self.poll.registry(),
+            dispatcher: &mut self.dispatcher,
+            resolver: &mut self.resolver,
+            now: Instant::now(),
+        };
+        if let Err(panic) = panic_guard::catch(|| f(connection, &mut ctx)) {
+            // A bug left this connection in an unknown state: end it, and
+            // keep serving the others.
+            let socket = connection.socket().clone();
+            self.connections.remove(&handle);
+            let reason = format!("internal error: {panic}");
+            if !socket.is_freed() && socket.recorded(EventKind::Close).is_none() {
+                let record = CloseRecord {
+                    code: 1006,
+                    reason: lossy_cstring(&reason),
+                    was_clean: false,
+                };
+                self.dispatcher.close(&socket, record);
+            }
+            return;
+        }
+        if connection.is_done() {
+            self.connections.remove(&handle);
+            return;
+        }
+        let next = connection.next_deadline();
+        if next != connection.scheduled {
+            connection.scheduled = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, handle)));
+            }
+        }
+    }
+
+    /// Runs commands until none is left: a callback run by one command may
+    /// send more.
+    fn run_commands(&mut self) {
+        loop {
+            let mut commands = std::mem::take(&mut self.commands);
+            self.shared.take(&mut commands);
+            if commands.is_empty() {
+                self.commands = commands;
+                return;
+            }
+            for command in commands.drain(..) {
+                self.run_command(command);
+            }
+            self.commands = commands;
+        }
+    }
+
+    fn run_command(&mut self, command: Command) {
+        match command {
+            Command::Open(socket) => {
+                let handle = socket.handle;
+                let connection = Connection::new(socket, Instant::now());
+                self.connections.insert(handle, connection);
+                let shutting_down = self.shutting_down;
+                self.with_connection(handle, |c, ctx| {
+                    if shutting_down {
+                        c.on_shutdown(ctx);
+                    } else {
+                        c.start(ctx);
+                    }
+                });
+            }
+            Command::Flush(handle) => self.with_connection(handle, |c, ctx| c.pump(ctx)),
+            Command::Close(handle) => {
+                self.with_connection(handle, |c, ctx| c.on_close_request(ctx))
+            }
+            Command::Free(handle) => self.with_connection(handle, |c, ctx| c.on_free(ctx)),
+            Command::Resolved(handle, result) => {
+                self.with_connection(handle, |c, ctx| c.on_resolved(ctx, result))
+            }
+            Command::Replay(handle, kind, binding) => {
+                if let Some(socket) = registry::get(handle) {
+                    self.dispatcher.replay(&socket, kind, &binding);
+                }
+            }
+            Command::DeliverHeld(handle) => {
+                if let Some(socket) = registry::get(handle) {
+                    self.dispatcher.deliver_held(&socket);
+                }
+                self.with_connection(handle, |c, ctx| c.resume_reading(ctx));
+            }
+            Command::Shutdown => {
+                self.shutting_down = true;
+                self.shutdown_all();
+            }
+        }
+    }
+
+    fn shutdown_all(&mut self) {
+        let handles: Vec<u64> = self.connections.keys().copied().collect();
+        for handle in handles {
+            self.with_connection(handle, |c, ctx| c.on_shutdown(ctx));
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, handle))) = self.timers.peek().copied() {
+            if at > now {
+                return;
+            }
+            self.timers.pop();
+            let due = self
+                .connections
+                .get(&handle)
+                .is_some_and(|c| c.scheduled.is_some_and(|s| s <= now));
+            if due {
+                if let Some(c) = self.connections.get_mut(&handle) {
+                    // Let `with_connection` file the next deadline anew.
+                    c.scheduled = None;
+                }
+                self.with_connection(handle, |c, ctx| c.on_timer(ctx));
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Connection options, validated as they are set.
+
+use std::time::Duration;
+
+use crate::status::{Error, ErrorKind, Result};
+
+/// Everything `ws_open_ex` can be told. Cloned into each connection, so the
+/// caller's copy may be dropped right after opening.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub protocols: Vec<String>,
+    pub headers: Vec<(String, String)>,
+    pub connect_timeout: Duration,
+    pub close_timeout: Duration,
+    /// `None`: no keepalive pings.
+    pub ping_interval: Option<Duration>,
+    /// `None`: a pong is awaited for one ping interval.
+    pub pong_timeout: Option<Duration>,
+    pub max_message_size: usize,
+    pub max_send_queue: usize,
+    pub tls: TlsOptions,
+    pub proxy: Option<String>,
+}
+
+/// Trust and identity settings for `wss://`.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    pub ca_files: Vec<String>,
+    pub ca_pems: Vec<String>,
+    pub client_cert: Option<(String, String)>,
+    pub insecure_skip_verify: bool,
+}
+
+impl TlsOptions {
+    pub fn is_default(&self) -> bool {
+        self.ca_files.is_empty()
+            && self.ca_pems.is_empty()
+            && self.client_cert.is_none()
+            && !self.insecure_skip_verify
+    }
+}
+
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(30_000);
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_millis(5_000);
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+pub const DEFAULT_MAX_SEND_QUEUE: usize = 64 << 20;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            ping_interval: None,
+            pong_timeout: None,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_send_queue: DEFAULT_MAX_SEND_QUEUE,
+            tls: TlsOptions::default(),
+            proxy: None,
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidArgument, message)
+}
+
+/// RFC 6455 4.1: a subprotocol is a non-empty token (RFC 2616 2.2).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(
+                    b,
+                    b'(' | b')'
+                        | b'<'
+                        | b'>'
+                        | b'@'
+                        | b','
+                        | b';'
+                        | b':'
+                        | b'\\'
+                        | b'"'
+                        | b'/'
+                        | b'['
+                        | b']'
+                        | b'?'
+                        | b'='
+                        | b'{'
+                        | b'}'
+                )
+        })
+}
+
+/// Headers the handshake itself writes; letting a caller set them would
+/// break the handshake or smuggle a second value.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "content-length",
+    "transfer-encoding",
+];
+
+fn positive_ms(ms: u32, what: &str) -> Result<Duration> {
+    if ms == 0 {
+        return Err(invalid(format!("{what} must be greater than 0 ms")));
+    }
+    Ok(Duration::from_millis(u64::from(ms)))
+}
+
+impl Options {
+    pub fn add_protocol(&mut self, protocol: &str) -> Result<()> {
+        if !is_token(protocol) {
+            return Err(invalid(format!(
+                "subprotocol {protocol:?} is not a valid token (RFC 6455 4.1)"
+            )));
+        }
+        if self.protocols.iter().any(|p| p == protocol) {
+            return Err(invalid(format!("subprotocol {protocol:?} given twice")));
+        }
+        self.protocols.push(protocol.to_owned());
+        Ok(())
+    }
+
+    pub fn add_header(&mut self, name: &str, value: &str) -> Result<()> {
+        if !is_token(name) {
+            return Err(invalid(format!("header name {name:?} is not a token")));
+        }
+        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(invalid(format!(
+                "header {name:?} is set by the handshake itself (use add_protocol for subprotocols)"
+            )));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(invalid(format!(
+                "header value for {name:?} contains CR, LF or NUL"
+            )));
+        }
+        self.headers.push((name.to_owned(), value.to_owned()));
+        Ok(())
+    }
+
+    pub fn set_connect_timeout_ms(&mut self, ms: u32) -> Result<()> {
+        self.connect_timeout = positive_ms(ms, "connect timeout")?;
+        Ok(())
+    }
+
+    pub fn set_close_timeout_ms(&mut self, ms: u32) -> Result<()> {
+        self.close_timeout = positive_ms(ms, "close timeout")?;
+        Ok(())
+    }
+
+    pub fn set_ping_interval_ms(&mut self, ms: u32) -> Result<()> {
+        self.ping_interval = (ms > 0).then(|| Duration::from_millis(u64::from(ms)));
+        Ok(())
+    }
+
+    pub fn set_pong_timeout_ms(&mut self, ms: u32) -> Result<()> {
+        self.pong_timeout = Some(positive_ms(ms, "pong timeout")?);
+        Ok(())
+    }
+
+    pub fn set_max_message_size(&mut self, bytes: usize) -> Result<()> {
+        if bytes == 0 {
+            return Err(invalid("max message size must be greater than 0"));
+        }
+        self.max_message_size = bytes;
+        Ok(())
+    }
+
+    pub fn set_max_send_queue(&mut self, bytes: usize) -> Result<()> {
+        if bytes == 0 {
+            return Err(invalid("max send queue must be greater than 0"));
+        }
+        self.max_send_queue = bytes;
+        Ok(())
+    }
+
+    /// How long to wait for a pong once a ping is sent.
+    pub fn effective_pong_timeout(&self) -> Option<Duration> {
+        self.ping_interval.map(|i| self.pong_timeout.unwrap_or(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_must_be_a_token() {
+        let mut o = Options::default();
+        assert!(o.add_protocol("chat.v1").is_ok());
+        assert!(o.add_protocol("chat.v1").is_err());
+        assert!(o.add_protocol("").is_err());
+        assert!(o.add_protocol("a b").is_err());
+        assert!(o.add_protocol("a,b").is_err());
+    }
+
+    #[test]
+    fn reserved_and_injected_headers_are_refused() {
+        let mut o = Options::default();
+        assert!(o.add_header("Authorization", "Bearer x").is_ok());
+        assert!(o.add_header("Sec-WebSocket-Key", "x").is_err());
+        assert!(o.add_header("HOST", "x").is_err());
+        assert!(o.add_header("X-A", "a\r\nX-B: b").is_err());
+        assert!(o.add_header("X A", "a").is_err());
+    }
+
+    #[test]
+    fn zero_values_are_refused_where_meaningless() {
+        let mut o = Options::default();
+        assert!(o.set_connect_timeout_ms(0).is_err());
+        assert!(o.set_close_timeout_ms(0).is_err());
+        assert!(o.set_max_message_size(0).is_err());
+        assert!(o.set_ping_interval_ms(0).is_ok());
+        assert_eq!(o.effective_pong_timeout(), None);
+        o.set_ping_interval_ms(1000).unwrap();
+        assert_eq!(o.effective_pong_timeout(), Some(Duration::from_secs(1)));
+        o.set_pong_timeout_ms(200).unwrap();
+        assert_eq!(o.effective_pong_timeout(), Some(Duration::from_millis(200)));
+    }
+}

@@ -1,0 +1,480 @@
+//! The part of a socket that every thread may touch: ready state, the
+//! outbound queue, listeners and the record of past events.
+//!
+//! The IO thread owns the network side (`io::connection`); callers reach it
+//! only through this struct and the reactor's command queue.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::{self, ThreadId};
+
+use tungstenite::Message;
+
+use crate::event::{Binding, CloseRecord, ErrorRecord, EventKind, Listener, ListenerId};
+use crate::io::{Command, IoShared};
+use crate::options::Options;
+use crate::status::{Error, ErrorKind, Result};
+use crate::target::Target;
+
+/// `readyState` values, as in the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ReadyState {
+    Connecting = 0,
+    Open = 1,
+    Closing = 2,
+    Closed = 3,
+}
+
+impl ReadyState {
+    fn from_u8(v: u8) -> ReadyState {
+        match v {
+            0 => ReadyState::Connecting,
+            1 => ReadyState::Open,
+            2 => ReadyState::Closing,
+            _ => ReadyState::Closed,
+        }
+    }
+}
+
+/// What a caller asked `close` to do; read by the IO thread.
+#[derive(Debug, Clone)]
+pub enum CloseRequest {
+    /// Closed while connecting: drop the attempt.
+    Abort,
+    /// The closing handshake, with an optional code and reason.
+    Handshake(Option<(u16, String)>),
+}
+
+pub type BindingList = Arc<Vec<Arc<Binding>>>;
+
+/// Listener lists and the events a late listener must still see.
+#[derive(Default)]
+struct Listeners {
+    lists: [BindingList; 4],
+    opened: bool,
+    error: Option<ErrorRecord>,
+    closed: Option<CloseRecord>,
+    held: VecDeque<Message>,
+    held_bytes: usize,
+}
+
+struct Outbound {
+    queue: VecDeque<Message>,
+    /// A flush command is on its way to the IO thread.
+    scheduled: bool,
+}
+
+/// Which thread, if any, is running a callback of this socket right now.
+#[derive(Default)]
+struct Gate {
+    running_on: Option<ThreadId>,
+}
+
+pub struct Socket {
+    pub handle: u64,
+    pub target: Target,
+    pub options: Options,
+    io: Arc<IoShared>,
+    /// Written only with `outbound` locked, so a send never slips into the
+    /// queue after the state left OPEN.
+    ready: AtomicU8,
+    buffered: AtomicUsize,
+    outbound: Mutex<Outbound>,
+    close_request: Mutex<Option<CloseRequest>>,
+    protocol: OnceLock<String>,
+    listeners: Mutex<Listeners>,
+    freed: AtomicBool,
+    gate: Mutex<Gate>,
+    gate_changed: Condvar,
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked:
+/// every critical section here is a few plain assignments.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Payload length of a data message.
+pub fn message_len(message: &Message) -> usize {
+    match message {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
+    }
+}
+
+impl Socket {
+    pub fn new(handle: u64, target: Target, options: Options, io: Arc<IoShared>) -> Socket {
+        Socket {
+            handle,
+            target,
+            options,
+            io,
+            ready: AtomicU8::new(ReadyState::Connecting as u8),
+            buffered: AtomicUsize::new(0),
+            outbound: Mutex::new(Outbound {
+                queue: VecDeque::new(),
+                scheduled: false,
+            }),
+            close_request: Mutex::new(None),
+            protocol: OnceLock::new(),
+            listeners: Mutex::new(Listeners::default()),
+            freed: AtomicBool::new(false),
+            gate: Mutex::new(Gate::default()),
+            gate_changed: Condvar::new(),
+        }
+    }
+
+    pub fn ready_state(&self) -> ReadyState {
+        ReadyState::from_u8(self.ready.load(Ordering::Acquire))
+    }
+
+    pub fn buffered_amount(&self) -> usize {
+        self.buffered.load(Ordering::Acquire)
+    }
+
+    pub fn protocol(&self) -> &str {
+        self.protocol.get().map_or("", String::as_str)
+    }
+
+    pub fn url(&self) -> &str {
+        self.target.url.as_str()
+    }
+
+    pub fn is_freed(&self) -> bool {
+        self.freed.load(Ordering::Acquire)
+    }
+
+    // ----- caller side -------------------------------------------------
+
+    /// Queues a text or binary message of `len` payload bytes.
+    pub fn send(&self, message: Message, len: usize) -> Result<()> {
+        if len > self.options.max_message_size {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "message of {len} bytes is over the maximum message size of {} bytes",
+                    self.options.max_message_size
+                ),
+            ));
+        }
+        let mut out = lock(&self.outbound);
+        let state = self.ready_state();
+        if state != ReadyState::Open {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                format!("cannot send while the socket is {state:?}"),
+            ));
+        }
+        let buffered = self.buffered.load(Ordering::Acquire);
+        let limit = self.options.max_send_queue;
+        if len > limit {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("message of {len} bytes is over the send queue limit of {limit} bytes"),
+            ));
+        }
+        if buffered + len > limit {
+            return Err(Error::new(
+                ErrorKind::QueueFull,
+                format!(
+                    "send queue full: {buffered} bytes queued, limit {limit}; retry when bufferedAmount drops"
+                ),
+            ));
+        }
+        out.queue.push_back(message);
+        self.buffered.fetch_add(len, Ordering::AcqRel);
+        let schedule = !out.scheduled;
+        out.scheduled = true;
+        drop(out);
+        if schedule {
+            self.io.send(Command::Flush(self.handle));
+        }
+        Ok(())
+    }
+
+    /// Starts closing as `close()` does; closing twice is not an error.
+    pub fn close(&self, frame: Option<(u16, String)>) {
+        let request = {
+            let _out = lock(&self.outbound);
+            match self.ready_state() {
+                ReadyState::Connecting => CloseRequest::Abort,
+                ReadyState::Open => CloseRequest::Handshake(frame),
+                ReadyState::Closing | ReadyState::Closed => return,
+            }
+        };
+        self.set_close_request(request);
+    }
+
+    fn set_close_request(&self, request: CloseRequest) {
+        {
+            let _out = lock(&self.outbound);
+            let state = self.ready_state();
+            if matches!(state, ReadyState::Closing | ReadyState::Closed) {
+                return;
+            }
+            *lock(&self.close_request) = Some(request);
+            self.ready
+                .store(ReadyState::Closing as u8, Ordering::Release);
+        }
+        self.io.send(Command::Close(self.handle));
+    }
+
+    /// Releases the socket: no callback runs after this returns, unless it
+    /// is called from inside one of this socket's callbacks, in which case
+    /// none runs after that callback returns.
+    pub fn free(&self) {
+        if self.freed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = thread::current().id();
+        let mut gate = lock(&self.gate);
+        while gate.running_on.is_some_and(|t| t != me) {
+            gate = self
+                .gate_changed
+                .wait(gate)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(gate);
+        // Finalizers run as the bindings drop, outside every lock; a
+        // snapshot held by a running callback keeps its bindings until it
+        // returns.
+        let lists = {
+            let mut l = lock(&self.listeners);
+            l.held.clear();
+            l.held_bytes = 0;
+            std::mem::take(&mut l.lists)
+        };
+        for list in lists {
+            for binding in list.iter() {
+                binding.mark_removed();
+            }
+            drop(list);
+        }
+        self.io.send(Command::Free(self.handle));
+    }
+
+    /// Adds a listener and, if its event already happened, asks the IO
+    /// thread to replay it. A duplicate of a bound listener is disarmed and
+    /// dropped.
+    pub fn bind(&self, kind: EventKind, mut listener: Box<dyn Listener>) -> Result<()> {
+        let id = listener.identity();
+        let command = {
+            let mut l = lock(&self.listeners);
+            // Checked under the lock `free` takes the lists under, so a
+            // binding can never slip in after them.
+            if self.is_freed() {
+                return Err(Error::invalid_handle());
+            }
+            let list = &mut l.lists[kind.index()];
+            if list.iter().any(|b| b.listener.identity() == id) {
+                // As addEventListener: the same pair bound twice runs once.
+                listener.disarm();
+                None
+            } else {
+                let binding = Arc::new(Binding::new(listener));
+                let weak = Arc::downgrade(&binding);
+                let mut new_list = Vec::with_capacity(list.len() + 1);
+                new_list.extend(list.iter().cloned());
+                new_list.push(binding);
+                *list = Arc::new(new_list);
+                let happened = match kind {
+                    EventKind::Open => l.opened,
+                    EventKind::Error => l.error.is_some(),
+                    EventKind::Close => l.closed.is_some(),
+                    EventKind::Message => false,
+                };
+                if happened {
+                    Some(Command::Replay(self.handle, kind, weak))
+                } else if kind == EventKind::Message && !l.held.is_empty() {
+                    Some(Command::DeliverHeld(self.handle))
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(command) = command {
+            self.io.send(command);
+        }
+        Ok(())
+    }
+
+    /// Removes a listener. Answers false when it was not bound.
+    pub fn unbind(&self, kind: EventKind, id: ListenerId) -> bool {
+        let removed = {
+            let mut l = lock(&self.listeners);
+            let list = &mut l.lists[kind.index()];
+            let Some(pos) = list.iter().position(|b| b.listener.identity() == id) else {
+                return false;
+            };
+            let mut new_list: Vec<_> = list.iter().cloned().collect();
+            let removed = new_list.remove(pos);
+            *list = Arc::new(new_list);
+            removed
+        };
+        removed.mark_removed();
+        true
+    }
+
+    // ----- IO-thread side ----------------------------------------------
+
+    pub fn close_request(&self) -> Option<CloseRequest> {
+        lock(&self.close_request).clone()
+    }
+
+    /// CONNECTING → OPEN. False when a close got there first.
+    pub fn mark_open(&self, protocol: Option<String>) -> bool {
+        if let Some(p) = protocol {
+            let _ = self.protocol.set(p);
+        }
+        let _out = lock(&self.outbound);
+        self.ready
+            .compare_exchange(
+                ReadyState::Connecting as u8,
+                ReadyState::Open as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// The peer started closing: sends are refused from now on.
+    pub fn mark_closing(&self) {
+        let _out = lock(&self.outbound);
+        if self.ready_state() != ReadyState::Closed {
+            self.ready
+                .store(ReadyState::Closing as u8, Ordering::Release);
+        }
+    }
+
+    /// CLOSED: whatever is still queued will never be sent.
+    pub fn mark_closed(&self) {
+        let mut out = lock(&self.outbound);
+        self.ready.store(ReadyState::Closed as u8, Ordering::Release);
+        out.queue.clear();
+        out.scheduled = false;
+        self.buffered.store(0, Ordering::Release);
+    }
+
+    /// Takes queued messages, up to about `budget` bytes but at least one.
+    /// Returns the bytes taken; they stay in `bufferedAmount` until
+    /// `written` is called for them.
+    pub fn take_outbound(&self, budget: usize, into: &mut Vec<Message>) -> usize {
+        let mut out = lock(&self.outbound);
+        let mut taken = 0;
+        while let Some(m) = out.queue.front() {
+            let len = message_len(m);
+            if taken > 0 && taken + len > budget {
+                break;
+            }
+            taken += len;
+            into.extend(out.queue.pop_front());
+        }
+        if out.queue.is_empty() {
+            out.scheduled = false;
+        }
+        taken
+    }
+
+    pub fn has_outbound(&self) -> bool {
+        !lock(&self.outbound).queue.is_empty()
+    }
+
+    /// Bytes handed to the socket: they leave `bufferedAmount`.
+    pub fn written(&self, bytes: usize) {
+        if bytes > 0 {
+            self.buffered.fetch_sub(bytes, Ordering::AcqRel);
+        }
+    }
+
+    // ----- event recording and listener snapshots ----------------------
+
+    /// Records `open` and returns the listeners to call.
+    pub fn record_open(&self) -> BindingList {
+        let mut l = lock(&self.listeners);
+        l.opened = true;
+        l.lists[EventKind::Open.index()].clone()
+    }
+
+    pub fn record_error(&self, record: ErrorRecord) -> (BindingList, ErrorRecord) {
+        let mut l = lock(&self.listeners);
+        l.error = Some(record.clone());
+        (l.lists[EventKind::Error.index()].clone(), record)
+    }
+
+    pub fn record_close(&self, record: CloseRecord) -> (BindingList, CloseRecord) {
+        let mut l = lock(&self.listeners);
+        l.closed = Some(record.clone());
+        (l.lists[EventKind::Close.index()].clone(), record)
+    }
+
+    /// Appends an incoming message to the hold queue; it leaves through
+    /// `next_held`, in order, once a `message` listener is bound.
+    pub fn hold(&self, message: Message) {
+        let mut l = lock(&self.listeners);
+        l.held_bytes += message_len(&message);
+        l.held.push_back(message);
+    }
+
+    /// The next held message and the listeners to give it to, if any
+    /// listener is bound.
+    pub fn next_held(&self) -> Option<(Message, BindingList)> {
+        let mut l = lock(&self.listeners);
+        let list = l.lists[EventKind::Message.index()].clone();
+        if list.is_empty() {
+            return None;
+        }
+        let message = l.held.pop_front()?;
+        l.held_bytes -= message_len(&message);
+        Some((message, list))
+    }
+
+    /// Held messages over the limits: the IO thread stops reading until a
+    /// listener drains them.
+    pub fn hold_is_full(&self) -> bool {
+        let l = lock(&self.listeners);
+        l.held_bytes > self.options.max_send_queue.max(self.options.max_message_size)
+    }
+
+    /// The recorded event of `kind`, for a replay to a late listener.
+    pub fn recorded(&self, kind: EventKind) -> Option<Replay> {
+        let l = lock(&self.listeners);
+        match kind {
+            EventKind::Open if l.opened => Some(Replay::Open),
+            EventKind::Error => l.error.clone().map(Replay::Error),
+            EventKind::Close => l.closed.clone().map(Replay::Close),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` with this thread marked as running a callback of this
+    /// socket, unless the socket is freed. `ws_free` waits on this mark.
+    pub fn with_gate(&self, f: impl FnOnce()) {
+        {
+            let mut gate = lock(&self.gate);
+            if self.is_freed() {
+                return;
+            }
+            gate.running_on = Some(thread::current().id());
+        }
+        // Clears the mark even if `f` unwinds.
+        struct Release<'a>(&'a Socket);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                lock(&self.0.gate).running_on = None;
+                self.0.gate_changed.notify_all();
+            }
+        }
+        let _release = Release(self);
+        f();
+    }
+}
+
+/// A recorded event to replay to a late listener.
+pub enum Replay {
+    Open,
+    Error(ErrorRecord),
+    Close(CloseRecord),
+}
