@@ -352,7 +352,8 @@ impl Socket {
     /// CLOSED: whatever is still queued will never be sent.
     pub fn mark_closed(&self) {
         let mut out = lock(&self.outbound);
-        self.ready.store(ReadyState::Closed as u8, Ordering::Release);
+        self.ready
+            .store(ReadyState::Closed as u8, Ordering::Release);
         out.queue.clear();
         out.scheduled = false;
         self.buffered.store(0, Ordering::Release);
@@ -435,7 +436,11 @@ impl Socket {
     /// listener drains them.
     pub fn hold_is_full(&self) -> bool {
         let l = lock(&self.listeners);
-        l.held_bytes > self.options.max_send_queue.max(self.options.max_message_size)
+        l.held_bytes
+            > self
+                .options
+                .max_send_queue
+                .max(self.options.max_message_size)
     }
 
     /// The recorded event of `kind`, for a replay to a late listener.

@@ -37,7 +37,10 @@ impl Error {
     }
 
     pub fn invalid_handle() -> Self {
-        Error::new(ErrorKind::InvalidHandle, "invalid handle: 0, unknown or freed")
+        Error::new(
+            ErrorKind::InvalidHandle,
+            "invalid handle: 0, unknown or freed",
+        )
     }
 }
 

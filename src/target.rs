@@ -65,7 +65,10 @@ mod tests {
     #[test]
     fn accepts_ws_and_wss_with_default_ports() {
         let t = Target::parse("ws://example.org/chat?x=1").unwrap();
-        assert_eq!((t.secure, t.port, t.host.as_str()), (false, 80, "example.org"));
+        assert_eq!(
+            (t.secure, t.port, t.host.as_str()),
+            (false, 80, "example.org")
+        );
         let t = Target::parse("wss://example.org").unwrap();
         assert_eq!((t.secure, t.port), (true, 443));
         assert_eq!(t.url.as_str(), "wss://example.org/");

@@ -17,15 +17,15 @@ pub struct ws_options {
 }
 
 /// Runs `f` on the options behind `options`, or fails for NULL.
-fn with_options(
-    options: *mut ws_options,
-    f: impl FnOnce(&mut Options) -> Result<()>,
-) -> c_int {
+fn with_options(options: *mut ws_options, f: impl FnOnce(&mut Options) -> Result<()>) -> c_int {
     boundary(|| {
         // SAFETY: non-NULL pointers come from ws_options_new and are not yet
         // freed (the documented contract); one thread uses them at a time.
         let Some(options) = (unsafe { options.as_mut() }) else {
-            return status(Err(Error::new(ErrorKind::InvalidArgument, "options is NULL")));
+            return status(Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "options is NULL",
+            )));
         };
         status(f(&mut options.inner))
     })
@@ -86,7 +86,9 @@ pub extern "C" fn ws_options_add_protocol(
     options: *mut ws_options,
     subprotocol: *const c_char,
 ) -> c_int {
-    with_options(options, |o| o.add_protocol(&string(subprotocol, "subprotocol")?))
+    with_options(options, |o| {
+        o.add_protocol(&string(subprotocol, "subprotocol")?)
+    })
 }
 
 /// Adds a header to the opening handshake (e.g. `Authorization`). Headers
@@ -100,7 +102,10 @@ pub extern "C" fn ws_options_add_header(
     value: *const c_char,
 ) -> c_int {
     with_options(options, |o| {
-        o.add_header(&string(name, "header name")?, &string(value, "header value")?)
+        o.add_header(
+            &string(name, "header name")?,
+            &string(value, "header value")?,
+        )
     })
 }
 
@@ -159,7 +164,10 @@ pub extern "C" fn ws_options_set_max_send_queue(options: *mut ws_options, bytes:
 /// Adds trust roots for `wss://` from a PEM file (read when connecting).
 /// `WS_ERR_UNSUPPORTED` in a build without TLS.
 #[no_mangle]
-pub extern "C" fn ws_options_set_ca_file(options: *mut ws_options, pem_path: *const c_char) -> c_int {
+pub extern "C" fn ws_options_set_ca_file(
+    options: *mut ws_options,
+    pem_path: *const c_char,
+) -> c_int {
     with_options(options, |o| {
         let path = string(pem_path, "pem_path")?;
         needs_tls()?;
@@ -201,7 +209,10 @@ pub extern "C" fn ws_options_set_client_cert(
 /// so anyone on the path can read and change the traffic. For tests only.
 /// Off by default. `WS_ERR_UNSUPPORTED` in a build without TLS.
 #[no_mangle]
-pub extern "C" fn ws_options_set_insecure_skip_verify(options: *mut ws_options, skip: bool) -> c_int {
+pub extern "C" fn ws_options_set_insecure_skip_verify(
+    options: *mut ws_options,
+    skip: bool,
+) -> c_int {
     with_options(options, |o| {
         needs_tls()?;
         o.tls.insecure_skip_verify = skip;
@@ -213,7 +224,10 @@ pub extern "C" fn ws_options_set_insecure_skip_verify(options: *mut ws_options, 
 /// (`http://[user:pass@]host:port`). `WS_ERR_UNSUPPORTED` in this version:
 /// proxy support is not built yet.
 #[no_mangle]
-pub extern "C" fn ws_options_set_proxy(options: *mut ws_options, http_proxy_url: *const c_char) -> c_int {
+pub extern "C" fn ws_options_set_proxy(
+    options: *mut ws_options,
+    http_proxy_url: *const c_char,
+) -> c_int {
     with_options(options, |_| {
         string(http_proxy_url, "http_proxy_url")?;
         Err(Error::new(

@@ -89,8 +89,8 @@ fn bind(
     let result = (|| {
         let sock = client::socket(socket)?;
         let kind = event_kind(kind)?;
-        let callback = callback
-            .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, "callback is NULL"))?;
+        let callback =
+            callback.ok_or_else(|| Error::new(ErrorKind::InvalidArgument, "callback is NULL"))?;
         let listener = CListener {
             callback,
             userdata,

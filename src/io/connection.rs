@@ -29,6 +29,9 @@ use crate::status::AsyncErrorKind;
 /// Messages handed to tungstenite per flush: large enough to batch small
 /// messages into few writes, small enough to keep its buffer bounded.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// Reads per turn: a peer that sends without pause must not starve the
+/// other sockets.
+const READ_BUDGET: usize = 64;
 /// tungstenite allocates this per connection up front.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
 
@@ -94,6 +97,9 @@ pub struct Connection {
     read_paused: bool,
     /// Freed by the caller: finish quietly, deliver nothing.
     detached: bool,
+    /// The read budget ran out with data left; the reactor drives this
+    /// connection again on its next turn.
+    pub more_to_read: bool,
     batch: Vec<Message>,
 }
 
@@ -189,6 +195,7 @@ impl Connection {
             failed: false,
             read_paused: false,
             detached: false,
+            more_to_read: false,
             batch: Vec::new(),
         }
     }
@@ -249,7 +256,11 @@ impl Connection {
         while let Some(addr) = addrs.pop_front() {
             let attempt = TcpStream::connect(addr).and_then(|mut stream| {
                 ctx.registry
-                    .register(&mut stream, self.token, Interest::READABLE | Interest::WRITABLE)
+                    .register(
+                        &mut stream,
+                        self.token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
                     .map(|()| stream)
             });
             match attempt {
@@ -344,7 +355,7 @@ impl Connection {
             .read_buffer_size(READ_BUFFER_BYTES)
             // wsembed keeps its own bounded queue and flushes per batch, so
             // tungstenite's buffer never writes on its own.
-            .write_buffer_size(usize::MAX)
+            .write_buffer_size(usize::MAX / 2)
             .max_write_buffer_size(usize::MAX)
             .max_message_size(Some(max))
             .max_frame_size(Some(max))
@@ -429,7 +440,9 @@ impl Connection {
             if self.sent_close || self.failed {
                 return;
             }
-            self.in_flight = self.socket.take_outbound(WRITE_BATCH_BYTES, &mut self.batch);
+            self.in_flight = self
+                .socket
+                .take_outbound(WRITE_BATCH_BYTES, &mut self.batch);
             if self.batch.is_empty() {
                 return;
             }
@@ -443,7 +456,7 @@ impl Connection {
 
     fn read_all(&mut self, ctx: &mut Ctx<'_>) {
         let mut discard = [0u8; 4096];
-        loop {
+        for _ in 0..READ_BUDGET {
             if !self.detached && self.socket.hold_is_full() {
                 self.read_paused = true;
                 return;
@@ -477,6 +490,10 @@ impl Connection {
                 Err(e) => return self.on_stream_error(ctx, e),
             }
         }
+        // Budget spent before the socket would block: the reactor comes
+        // back after serving the others (readiness is edge-triggered, so no
+        // new event would say so).
+        self.more_to_read = true;
     }
 
     /// Resumes reading that stopped while held messages were over limit.
@@ -517,7 +534,12 @@ impl Connection {
         if self.failed {
             return self.finish(ctx, CLOSE_ABNORMAL, String::new(), false);
         }
-        if self.sent_close && !matches!(e, tungstenite::Error::Capacity(_) | tungstenite::Error::Utf8(_)) {
+        if self.sent_close
+            && !matches!(
+                e,
+                tungstenite::Error::Capacity(_) | tungstenite::Error::Utf8(_)
+            )
+        {
             // We were closing; the peer hanging up without its close frame
             // is an unclean close, not a new error.
             if let Some((code, reason)) = self.received_close.take() {
@@ -605,7 +627,11 @@ impl Connection {
         self.next_ping = None;
         self.pong_deadline = None;
         self.connect_deadline = None;
-        let close_code = if self.sent_close { None } else { failure.close_code };
+        let close_code = if self.sent_close {
+            None
+        } else {
+            failure.close_code
+        };
         match (&mut self.phase, close_code) {
             (Phase::Open(ws), Some(code)) => {
                 self.sent_close = true;
@@ -679,7 +705,11 @@ impl Connection {
             };
         }
         if due(self.pong_deadline) {
-            let timeout = self.socket.options.effective_pong_timeout().unwrap_or_default();
+            let timeout = self
+                .socket
+                .options
+                .effective_pong_timeout()
+                .unwrap_or_default();
             let message = format!("no pong within {} ms of a ping", ms(timeout));
             return self.fail(ctx, Failure::new(AsyncErrorKind::Timeout, message));
         }
@@ -695,7 +725,11 @@ impl Connection {
         let interval = self.socket.options.ping_interval.unwrap_or_default();
         self.next_ping = Some(ctx.now + interval);
         if self.pong_deadline.is_none() {
-            let timeout = self.socket.options.effective_pong_timeout().unwrap_or_default();
+            let timeout = self
+                .socket
+                .options
+                .effective_pong_timeout()
+                .unwrap_or_default();
             self.pong_deadline = Some(ctx.now + timeout);
         }
         match ws.write(Message::Ping(Default::default())) {

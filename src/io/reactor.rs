@@ -4,7 +4,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
 
@@ -25,6 +25,8 @@ pub struct Reactor {
     dispatcher: Dispatcher,
     resolver: Resolver,
     commands: Vec<Command>,
+    /// Connections whose read budget ran out: driven again next turn.
+    again: Vec<u64>,
     shutting_down: bool,
 }
 
@@ -38,6 +40,7 @@ impl Reactor {
             timers: BinaryHeap::new(),
             dispatcher: Dispatcher::default(),
             commands: Vec::new(),
+            again: Vec::new(),
             shutting_down: false,
         }
     }
@@ -49,10 +52,13 @@ impl Reactor {
             if self.shutting_down && self.connections.is_empty() {
                 return;
             }
-            let timeout = self
-                .timers
-                .peek()
-                .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()));
+            let timeout = if self.again.is_empty() {
+                self.timers
+                    .peek()
+                    .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -71,6 +77,9 @@ impl Reactor {
                 let handle = event.token().0 as u64;
                 self.with_connection(handle, |c, ctx| c.on_ready(ctx));
             }
+            for handle in std::mem::take(&mut self.again) {
+                self.with_connection(handle, |c, ctx| c.on_ready(ctx));
+            }
             self.fire_timers();
         }
     }
@@ -87,6 +96,7 @@ impl Reactor {
             resolver: &mut self.resolver,
             now: Instant::now(),
         };
+        connection.more_to_read = false;
         if let Err(panic) = panic_guard::catch(|| f(connection, &mut ctx)) {
             // A bug left this connection in an unknown state: end it, and
             // keep serving the others.
@@ -106,6 +116,10 @@ impl Reactor {
         if connection.is_done() {
             self.connections.remove(&handle);
             return;
+        }
+        // A duplicate entry only drives the connection once more: harmless.
+        if connection.more_to_read {
+            self.again.push(handle);
         }
         let next = connection.next_deadline();
         if next != connection.scheduled {

@@ -1,0 +1,304 @@
+//! Peers that refuse, stall, lie or vanish: each gets the error and close
+//! events API.md promises.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use tungstenite::Message;
+use wsembed::ffi::*;
+
+/// SO_LINGER 0: dropping the socket sends RST instead of FIN.
+fn reset_on_close(s: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket fd and a properly sized linger struct.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+}
+
+fn expect_failure(url: &str, options: *const ws_options, code: i32, text: &str) {
+    let r = Recorder::new();
+    let h = open_with(url, options);
+    r.bind_all(h);
+    let events = r.wait_close();
+    assert_protocol_order(&events);
+    assert!(!events.contains(&Ev::Open), "{events:?}");
+    match &events[..] {
+        [Ev::Error(c, m), Ev::Close(1006, _, false)] => {
+            assert_eq!(*c, code, "{m}");
+            assert!(m.contains(text), "{m:?} lacks {text:?}");
+        }
+        other => panic!("expected error then close: {other:?}"),
+    }
+    assert_eq!(ws_ready_state(h), WS_CLOSED);
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+#[test]
+fn refused_connection() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    expect_failure(
+        &format!("ws://127.0.0.1:{port}/"),
+        std::ptr::null(),
+        WS_ERR_CONNECT,
+        "refused",
+    );
+}
+
+#[test]
+fn names_resolve_off_the_io_thread() {
+    let server = echo_server();
+    let r = Recorder::new();
+    let h = open(&format!("ws://localhost:{}/", server.port));
+    r.bind_all(h);
+    let events = r.wait_for("open or close", |e| !e.is_empty());
+    // localhost may resolve to ::1 first, where nothing listens; the next
+    // address must then be tried.
+    assert_eq!(events[0], Ev::Open, "{events:?}");
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+#[test]
+fn handshake_never_answered_hits_the_connect_timeout() {
+    let server = raw_server(|s| {
+        thread::sleep(Duration::from_secs(30));
+        drop(s);
+    });
+    let o = ws_options_new();
+    assert_eq!(ws_options_set_connect_timeout_ms(o, 200), WS_OK);
+    expect_failure(&server.url(), o, WS_ERR_TIMEOUT, "200 ms");
+    ws_options_free(o);
+}
+
+#[test]
+fn handshake_answers_that_are_not_101() {
+    let cases: Vec<(&str, i32, &str)> = vec![
+        ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", WS_ERR_HANDSHAKE, "200"),
+        ("HTTP/1.1 301 Moved Permanently\r\nLocation: ws://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n", WS_ERR_HANDSHAKE, "301"),
+        ("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", WS_ERR_HANDSHAKE, "404"),
+        ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: d3Jvbmc=\r\n\r\n", WS_ERR_HANDSHAKE, "Accept"),
+        ("garbage\r\n\r\n", WS_ERR_HANDSHAKE, "handshake"),
+    ];
+    for (answer, code, text) in cases {
+        let server = raw_server(move |mut s| {
+            read_request(&mut s);
+            let _ = s.write_all(answer.as_bytes());
+            thread::sleep(Duration::from_millis(500));
+        });
+        expect_failure(&server.url(), std::ptr::null(), code, text);
+    }
+    // A peer that hangs up without answering.
+    let server = raw_server(|mut s| {
+        read_request(&mut s);
+    });
+    let r = Recorder::new();
+    let h = open(&server.url());
+    r.bind_all(h);
+    let events = r.wait_close();
+    assert!(
+        matches!(&events[..], [Ev::Error(..), Ev::Close(1006, _, false)]),
+        "{events:?}"
+    );
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+#[test]
+fn a_subprotocol_that_was_not_offered_is_refused() {
+    let server = raw_server(|mut s| {
+        let req = read_request(&mut s);
+        let key = req
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("sec-websocket-key: ")
+                    .or_else(|| l.strip_prefix("Sec-WebSocket-Key: "))
+            })
+            .unwrap()
+            .trim()
+            .to_owned();
+        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let _ = write!(s, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: other\r\n\r\n");
+        thread::sleep(Duration::from_millis(500));
+    });
+    let o = ws_options_new();
+    let p = std::ffi::CString::new("mine").unwrap();
+    assert_eq!(ws_options_add_protocol(o, p.as_ptr()), WS_OK);
+    expect_failure(&server.url(), o, WS_ERR_HANDSHAKE, "ubprotocol");
+    ws_options_free(o);
+}
+
+#[test]
+fn peer_vanishes_mid_message() {
+    let server = raw_server(|mut s| {
+        raw_handshake(&mut s);
+        // A binary frame announcing 1000 bytes, then 10 of them, then reset.
+        let mut frame = vec![0x82, 126, 0x03, 0xE8];
+        frame.extend_from_slice(&[9u8; 10]);
+        s.write_all(&frame).unwrap();
+        reset_on_close(&s);
+    });
+    let r = Recorder::new();
+    let h = open(&server.url());
+    r.bind_all(h);
+    let events = r.wait_close();
+    assert_protocol_order(&events);
+    assert!(
+        matches!(
+            &events[..],
+            [Ev::Open, Ev::Error(WS_ERR_IO, _), Ev::Close(1006, _, false)]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+#[test]
+fn peer_closes_tcp_without_a_close_frame() {
+    let server = ws_server(|mut ws| {
+        let _ = ws.send(Message::text("last words"));
+        // Dropping the socket: no close frame.
+    });
+    let r = Recorder::new();
+    let h = open(&server.url());
+    r.bind_all(h);
+    let events = r.wait_close();
+    assert_protocol_order(&events);
+    assert!(events.contains(&Ev::Message(b"last words".to_vec(), false)));
+    assert!(
+        matches!(events.last(), Some(Ev::Close(1006, _, false))),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| matches!(e, Ev::Error(WS_ERR_IO, _))));
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+#[test]
+fn close_never_answered_hits_the_close_timeout() {
+    let server = raw_server(|mut s| {
+        raw_handshake(&mut s);
+        // Read and ignore everything, close frames included.
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                return;
+            }
+        }
+    });
+    let o = ws_options_new();
+    assert_eq!(ws_options_set_close_timeout_ms(o, 200), WS_OK);
+    let r = Recorder::new();
+    let h = open_with(&server.url(), o);
+    ws_options_free(o);
+    r.bind_all(h);
+    r.wait_open();
+    assert_eq!(ws_close(h), WS_OK);
+    let events = r.wait_close();
+    assert_eq!(
+        events,
+        vec![Ev::Open, Ev::Close(1006, String::new(), false)]
+    );
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+#[test]
+fn message_over_the_maximum_fails_with_1009() {
+    let got = Arc::new(Mutex::new(None));
+    let g2 = got.clone();
+    let server = ws_server(move |mut ws| {
+        let _ = ws.send(Message::binary(vec![0u8; 5000]));
+        loop {
+            match ws.read() {
+                Ok(Message::Close(f)) => *g2.lock().unwrap() = f.map(|f| u16::from(f.code)),
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let o = ws_options_new();
+    assert_eq!(ws_options_set_max_message_size(o, 4096), WS_OK);
+    let r = Recorder::new();
+    let h = open_with(&server.url(), o);
+    ws_options_free(o);
+    r.bind_all(h);
+    let events = r.wait_close();
+    assert_protocol_order(&events);
+    assert!(
+        matches!(&events[..], [Ev::Open, Ev::Error(WS_ERR_PROTOCOL, m), Ev::Close(1006, _, false)] if m.contains("too big")),
+        "{events:?}"
+    );
+    wait_until("server saw 1009", || *got.lock().unwrap() == Some(1009));
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+#[test]
+fn protocol_violations_fail_the_connection() {
+    // (frame bytes, expected close code on the wire)
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (vec![0x81, 0x82, 1, 2, 3, 4, 0x61 ^ 1, 0x62 ^ 2], 1002), // masked by the server
+        (vec![0xC1, 0x01, 0x61], 1002),                           // RSV1 without an extension
+        (vec![0x83, 0x00], 1002),                                 // reserved opcode
+        (vec![0x81, 0x02, 0xC3, 0x28], 1007),                     // invalid UTF-8 text
+        (
+            {
+                let mut f = vec![0x89, 126, 0, 126];
+                f.extend_from_slice(&[0u8; 126]);
+                f
+            },
+            1002,
+        ), // ping over 125 bytes
+    ];
+    for (frame, code) in cases {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g2 = got.clone();
+        let server = raw_server(move |mut s| {
+            raw_handshake(&mut s);
+            s.write_all(&frame).unwrap();
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf);
+            *g2.lock().unwrap() = buf;
+        });
+        let r = Recorder::new();
+        let h = open(&server.url());
+        r.bind_all(h);
+        let events = r.wait_close();
+        assert_protocol_order(&events);
+        assert!(
+            matches!(
+                &events[..],
+                [
+                    Ev::Open,
+                    Ev::Error(WS_ERR_PROTOCOL, _),
+                    Ev::Close(1006, _, false)
+                ]
+            ),
+            "{events:?}"
+        );
+        // The client's close frame: masked, opcode 8, code in the payload.
+        wait_until("client hung up", || !got.lock().unwrap().is_empty());
+        let wire = got.lock().unwrap().clone();
+        assert_eq!(wire[0], 0x88, "{wire:?}");
+        let mask = &wire[2..6];
+        let sent = u16::from_be_bytes([wire[6] ^ mask[0], wire[7] ^ mask[1]]);
+        assert_eq!(sent, code);
+        assert_eq!(ws_free(h), WS_OK);
+    }
+}
