@@ -394,9 +394,12 @@ int ws_options_set_client_cert(struct ws_options *options,
 int ws_options_set_insecure_skip_verify(struct ws_options *options, bool skip);
 
 /**
- * Tunnels the connection through an HTTP CONNECT proxy
- * (`http://[user:pass@]host:port`). `WS_ERR_UNSUPPORTED` in this version:
- * proxy support is not built yet.
+ * Tunnels `ws://` and `wss://` through an HTTP CONNECT proxy given as
+ * `http://[user:pass@]host:port` (credentials, percent-encoded, are sent as
+ * Basic auth). The proxy resolves the server's name. A proxy that refuses
+ * gives an `error` event `WS_ERR_CONNECT` whose message holds the proxy's
+ * status line. `WS_ERR_INVALID_ARGUMENT` for a URL that is not `http://`.
+ * The string is copied.
  */
 int ws_options_set_proxy(struct ws_options *options, const char *http_proxy_url);
 

@@ -5,44 +5,53 @@ use std::sync::Arc;
 use tungstenite::Message;
 
 use crate::event::{EventKind, Listener, ListenerId};
-use crate::io::{self, Command};
+use crate::io::{self, Command, Route};
 use crate::options::Options;
+use crate::proxy::Proxy;
 use crate::registry;
 use crate::socket::Socket;
 use crate::status::{Error, ErrorKind, Result};
 use crate::target::Target;
 
 /// Whether this build speaks `wss://`.
-pub const HAS_TLS: bool = false;
+pub const HAS_TLS: bool = cfg!(feature = "tls");
 
 /// Opens a socket in CONNECTING and returns its handle at once; the network
 /// work happens on the IO thread.
 pub fn open(url: &str, options: &Options) -> Result<u64> {
     let target = Target::parse(url)?;
-    if target.secure && !HAS_TLS {
+    let route = route(&target, options)?;
+    let io = io::io_thread()?;
+    let handle = registry::next_handle();
+    let socket = Arc::new(Socket::new(
+        handle,
+        target,
+        options.clone(),
+        route,
+        io.clone(),
+    ));
+    registry::insert(socket.clone());
+    io.send(Command::Open(socket));
+    Ok(handle)
+}
+
+/// Decides proxy and TLS now, on the caller's thread, so that bad settings
+/// fail synchronously and the IO thread never reads certificate files.
+fn route(target: &Target, options: &Options) -> Result<Route> {
+    let proxy = options.proxy.as_deref().map(Proxy::parse).transpose()?;
+    if target.secure {
+        #[cfg(feature = "tls")]
+        return Ok(Route {
+            proxy,
+            tls: Some(crate::tls::client_tls(&options.tls, &target.host)?),
+        });
+        #[cfg(not(feature = "tls"))]
         return Err(Error::new(
             ErrorKind::Unsupported,
             "wss:// needs TLS, which this build of wsembed lacks",
         ));
     }
-    if !options.tls.is_default() && !HAS_TLS {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            "TLS options are set, but this build of wsembed lacks TLS",
-        ));
-    }
-    if options.proxy.is_some() {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            "proxies are not supported by this build of wsembed",
-        ));
-    }
-    let io = io::io_thread()?;
-    let handle = registry::next_handle();
-    let socket = Arc::new(Socket::new(handle, target, options.clone(), io.clone()));
-    registry::insert(socket.clone());
-    io.send(Command::Open(socket));
-    Ok(handle)
+    Ok(Route::plain(proxy))
 }
 
 pub fn socket(handle: u64) -> Result<Arc<Socket>> {

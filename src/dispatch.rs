@@ -3,8 +3,12 @@
 //!
 //! Producing an event (the connection) and running its callbacks (here) are
 //! kept apart so that another delivery thread can take this part's place.
+//!
+//! Every snapshot of a listener list is taken and dropped inside the
+//! socket's gate: `ws_free` waits for the gate, so once it returns no
+//! snapshot is left that could run a finalizer later.
 
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 
 use tungstenite::Message;
 
@@ -22,40 +26,46 @@ pub struct Dispatcher {
     scratch: Vec<u8>,
 }
 
-fn run(socket: &Socket, list: &[Arc<Binding>], event: &EventView<'_>) {
-    if list.is_empty() {
-        return;
-    }
-    socket.with_gate(|| {
-        for binding in list {
-            // Checked per listener: a callback may free the socket or
-            // unbind the next listener.
-            if socket.is_freed() || binding.is_removed() {
-                continue;
-            }
-            // A listener written in Rust could panic; it must not take the
-            // IO thread down with it.
-            let _ = panic_guard::catch(|| binding.listener.call(socket.handle, event));
+/// Calls each listener of a snapshot; must run inside the socket's gate.
+fn call_all<'a>(
+    socket: &Socket,
+    list: impl IntoIterator<Item = &'a Binding>,
+    event: &EventView<'_>,
+) {
+    for binding in list {
+        // Checked per listener: a callback may free the socket or unbind
+        // the next listener.
+        if socket.is_freed() || binding.is_removed() {
+            continue;
         }
-    });
+        // A listener written in Rust could panic; it must not take the IO
+        // thread down with it.
+        let _ = panic_guard::catch(|| binding.listener.call(socket.handle, event));
+    }
 }
 
 impl Dispatcher {
     pub fn open(&mut self, socket: &Socket) {
-        let list = socket.record_open();
-        run(socket, &list, &open_view());
+        socket.with_gate(|| {
+            let list = socket.record_open();
+            call_all(socket, list.iter().map(|b| &**b), &open_view());
+        });
     }
 
     pub fn error(&mut self, socket: &Socket, kind: AsyncErrorKind, message: &str) {
-        let (list, record) = socket.record_error(ErrorRecord::new(kind, message));
-        run(socket, &list, &record.view());
+        socket.with_gate(|| {
+            let (list, record) = socket.record_error(ErrorRecord::new(kind, message));
+            call_all(socket, list.iter().map(|b| &**b), &record.view());
+        });
     }
 
     /// Marks the socket CLOSED and delivers its one `close` event.
     pub fn close(&mut self, socket: &Socket, record: CloseRecord) {
         socket.mark_closed();
-        let (list, record) = socket.record_close(record);
-        run(socket, &list, &record.view());
+        socket.with_gate(|| {
+            let (list, record) = socket.record_close(record);
+            call_all(socket, list.iter().map(|b| &**b), &record.view());
+        });
     }
 
     /// Delivers a message, or holds it while no `message` listener is bound.
@@ -66,37 +76,46 @@ impl Dispatcher {
 
     /// Delivers held messages in order while a listener is bound.
     pub fn deliver_held(&mut self, socket: &Socket) {
-        while let Some((message, list)) = socket.next_held() {
-            let (payload, is_binary) = match &message {
-                Message::Text(t) => (t.as_bytes(), false),
-                Message::Binary(b) => (&b[..], true),
-                _ => continue,
-            };
-            self.scratch.clear();
-            self.scratch.reserve(payload.len() + 1);
-            self.scratch.extend_from_slice(payload);
-            self.scratch.push(0);
-            run(socket, &list, &message_view(&self.scratch, is_binary));
-            // One huge message should not pin its size for the socket's life.
-            if self.scratch.capacity() > 1 << 20 {
-                self.scratch = Vec::new();
+        let scratch = &mut self.scratch;
+        socket.with_gate(|| {
+            while let Some((message, list)) = socket.next_held() {
+                let (payload, is_binary) = match &message {
+                    Message::Text(t) => (t.as_bytes(), false),
+                    Message::Binary(b) => (&b[..], true),
+                    _ => continue,
+                };
+                scratch.clear();
+                scratch.reserve(payload.len() + 1);
+                scratch.extend_from_slice(payload);
+                scratch.push(0);
+                call_all(
+                    socket,
+                    list.iter().map(|b| &**b),
+                    &message_view(scratch, is_binary),
+                );
+                // One huge message should not pin its size for the socket's life.
+                if scratch.capacity() > 1 << 20 {
+                    *scratch = Vec::new();
+                }
             }
-        }
+        });
     }
 
     /// Gives a listener bound late the event of its kind that happened.
     pub fn replay(&mut self, socket: &Socket, kind: EventKind, binding: &Weak<Binding>) {
-        let Some(binding) = binding.upgrade() else {
-            return;
-        };
-        let Some(event) = socket.recorded(kind) else {
-            return;
-        };
-        let list = [binding];
-        match event {
-            Replay::Open => run(socket, &list, &open_view()),
-            Replay::Error(record) => run(socket, &list, &record.view()),
-            Replay::Close(record) => run(socket, &list, &record.view()),
-        }
+        socket.with_gate(|| {
+            let Some(binding) = binding.upgrade() else {
+                return;
+            };
+            let Some(event) = socket.recorded(kind) else {
+                return;
+            };
+            let one = std::iter::once(&*binding);
+            match event {
+                Replay::Open => call_all(socket, one, &open_view()),
+                Replay::Error(record) => call_all(socket, one, &record.view()),
+                Replay::Close(record) => call_all(socket, one, &record.view()),
+            }
+        });
     }
 }

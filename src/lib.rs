@@ -13,7 +13,10 @@ pub mod ffi;
 mod io;
 pub mod options;
 mod panic_guard;
+mod proxy;
 mod registry;
 pub mod socket;
 pub mod status;
 pub mod target;
+#[cfg(feature = "tls")]
+mod tls;

@@ -12,7 +12,7 @@ use std::thread::{self, ThreadId};
 use tungstenite::Message;
 
 use crate::event::{Binding, CloseRecord, ErrorRecord, EventKind, Listener, ListenerId};
-use crate::io::{Command, IoShared};
+use crate::io::{Command, IoShared, Route};
 use crate::options::Options;
 use crate::status::{Error, ErrorKind, Result};
 use crate::target::Target;
@@ -76,6 +76,7 @@ pub struct Socket {
     pub handle: u64,
     pub target: Target,
     pub options: Options,
+    pub route: Route,
     io: Arc<IoShared>,
     /// Written only with `outbound` locked, so a send never slips into the
     /// queue after the state left OPEN.
@@ -106,11 +107,18 @@ pub fn message_len(message: &Message) -> usize {
 }
 
 impl Socket {
-    pub fn new(handle: u64, target: Target, options: Options, io: Arc<IoShared>) -> Socket {
+    pub fn new(
+        handle: u64,
+        target: Target,
+        options: Options,
+        route: Route,
+        io: Arc<IoShared>,
+    ) -> Socket {
         Socket {
             handle,
             target,
             options,
+            route,
             io,
             ready: AtomicU8::new(ReadyState::Connecting as u8),
             buffered: AtomicUsize::new(0),

@@ -31,6 +31,9 @@ fn lib_dir() -> PathBuf {
             if dir.file_name().is_some_and(|n| n == "release") {
                 cargo.arg("--release");
             }
+            if !cfg!(feature = "tls") {
+                cargo.arg("--no-default-features");
+            }
             let status = cargo.status().expect("cargo runs");
             assert!(status.success(), "cargo build --lib failed");
             assert!(
@@ -73,7 +76,12 @@ pub fn compile_c(name: &str) -> PathBuf {
 }
 
 fn run(binary: &Path, url: &str) {
-    let output = Command::new(binary).arg(url).output().expect("runs");
+    run_with(binary, &[url]);
+}
+
+fn run_with(binary: &Path, args: &[&str]) {
+    let url = args[0];
+    let output = Command::new(binary).args(args).output().expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -96,9 +104,10 @@ impl Drop for PythonServer {
     }
 }
 
-fn python_server() -> PythonServer {
+fn python_server(extra: &[&Path]) -> PythonServer {
     let mut child = Command::new("python3")
         .arg(root().join("tests/servers/python_echo_server.py"))
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -129,6 +138,39 @@ fn c_echo_cycle_against_the_projects_server() {
 #[test]
 fn c_echo_cycle_against_python_websockets() {
     let binary = compile_c("echo_cycle");
-    let server = python_server();
+    let server = python_server(&[]);
     run(&binary, &format!("ws://127.0.0.1:{}/", server.port));
+}
+
+/// wss:// against Python's `ssl` + `websockets`, with a private CA made
+/// here and passed to the C program as a CA file.
+#[cfg(feature = "tls")]
+#[test]
+fn c_echo_cycle_over_wss_against_python_websockets() {
+    let dir = std::env::temp_dir().join(format!("wsembed-c-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let (ca, crt, pem_key) = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    std::fs::write(&crt, cert.pem()).unwrap();
+    std::fs::write(&pem_key, key.serialize_pem()).unwrap();
+
+    let binary = compile_c("echo_cycle");
+    let tls = Path::new("--tls");
+    let server = python_server(&[tls, &crt, &pem_key]);
+    let url = format!("wss://127.0.0.1:{}/", server.port);
+    run_with(&binary, &[&url, ca.to_str().unwrap()]);
 }

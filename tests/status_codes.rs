@@ -35,8 +35,9 @@ fn bad_urls_give_zero_and_a_message() {
     assert_eq!(ws_open_ex(ptr::null(), ptr::null()), 0);
 }
 
+#[cfg(not(feature = "tls"))]
 #[test]
-fn wss_is_unsupported_without_tls() {
+fn wss_and_tls_options_are_unsupported_without_tls() {
     assert!(!ws_has_tls());
     let msg = open_err("wss://127.0.0.1:1/");
     assert!(msg.contains("TLS"), "{msg}");
@@ -52,8 +53,30 @@ fn wss_is_unsupported_without_tls() {
         ws_options_set_insecure_skip_verify(o, true),
         WS_ERR_UNSUPPORTED
     );
-    let proxy = CString::new("http://127.0.0.1:3128").unwrap();
-    assert_eq!(ws_options_set_proxy(o, proxy.as_ptr()), WS_ERR_UNSUPPORTED);
+    ws_options_free(o);
+}
+
+#[test]
+fn proxy_urls_are_checked_when_set() {
+    let o = ws_options_new();
+    for bad in [
+        "https://127.0.0.1:3128",
+        "socks5://127.0.0.1:1080",
+        "nonsense",
+    ] {
+        let c = CString::new(bad).unwrap();
+        assert_eq!(
+            ws_options_set_proxy(o, c.as_ptr()),
+            WS_ERR_INVALID_ARGUMENT,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        ws_options_set_proxy(o, ptr::null()),
+        WS_ERR_INVALID_ARGUMENT
+    );
+    let good = CString::new("http://user:pw@127.0.0.1:3128").unwrap();
+    assert_eq!(ws_options_set_proxy(o, good.as_ptr()), WS_OK);
     ws_options_free(o);
 }
 

@@ -7,6 +7,7 @@ use super::error::status;
 use super::panic::boundary;
 use crate::client::HAS_TLS;
 use crate::options::Options;
+use crate::proxy::Proxy;
 use crate::status::{Error, ErrorKind, Result};
 
 /// Options for `ws_open_ex`. Opaque: create with `ws_options_new`, release
@@ -220,19 +221,21 @@ pub extern "C" fn ws_options_set_insecure_skip_verify(
     })
 }
 
-/// Tunnels the connection through an HTTP CONNECT proxy
-/// (`http://[user:pass@]host:port`). `WS_ERR_UNSUPPORTED` in this version:
-/// proxy support is not built yet.
+/// Tunnels `ws://` and `wss://` through an HTTP CONNECT proxy given as
+/// `http://[user:pass@]host:port` (credentials, percent-encoded, are sent as
+/// Basic auth). The proxy resolves the server's name. A proxy that refuses
+/// gives an `error` event `WS_ERR_CONNECT` whose message holds the proxy's
+/// status line. `WS_ERR_INVALID_ARGUMENT` for a URL that is not `http://`.
+/// The string is copied.
 #[no_mangle]
 pub extern "C" fn ws_options_set_proxy(
     options: *mut ws_options,
     http_proxy_url: *const c_char,
 ) -> c_int {
-    with_options(options, |_| {
-        string(http_proxy_url, "http_proxy_url")?;
-        Err(Error::new(
-            ErrorKind::Unsupported,
-            "HTTP CONNECT proxies are not supported by this version of wsembed",
-        ))
+    with_options(options, |o| {
+        let url = string(http_proxy_url, "http_proxy_url")?;
+        Proxy::parse(&url)?;
+        o.proxy = Some(url);
+        Ok(())
     })
 }

@@ -2,7 +2,7 @@
 //! thread: resolve → TCP connect → opening handshake → open → closing.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use super::resolver::Resolver;
 use super::stream::Stream;
 use crate::dispatch::Dispatcher;
 use crate::event::CloseRecord;
+use crate::proxy;
 use crate::socket::{CloseRequest, Socket};
 use crate::status::AsyncErrorKind;
 
@@ -32,6 +33,8 @@ const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// Reads per turn: a peer that sends without pause must not starve the
 /// other sockets.
 const READ_BUDGET: usize = 64;
+/// A proxy's answer head longer than this is not an HTTP answer.
+const PROXY_ANSWER_MAX: usize = 16 * 1024;
 /// tungstenite allocates this per connection up front.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
 
@@ -53,6 +56,13 @@ enum Phase {
         stream: TcpStream,
         addr: SocketAddr,
         rest: VecDeque<SocketAddr>,
+    },
+    /// Asking an HTTP proxy for a tunnel.
+    Proxying {
+        stream: TcpStream,
+        request: Vec<u8>,
+        written: usize,
+        answer: Vec<u8>,
     },
     Handshaking(MidHandshake<ClientHandshake<Stream>>),
     Open(WebSocket<Stream>),
@@ -113,8 +123,15 @@ fn ms(d: Duration) -> u128 {
 
 /// Names what went wrong in the opening handshake, as precisely as
 /// tungstenite lets us.
-fn handshake_failure(e: tungstenite::Error) -> Failure {
+fn handshake_failure(e: tungstenite::Error, host: &str) -> Failure {
     use tungstenite::Error as E;
+    #[cfg(feature = "tls")]
+    if let E::Io(io) = &e {
+        if let Some(message) = crate::tls::describe_failure(io, host) {
+            return Failure::new(AsyncErrorKind::Tls, message);
+        }
+    }
+    let _ = host;
     match e {
         E::Http(response) => {
             let status = response.status();
@@ -167,7 +184,13 @@ fn open_failure(e: tungstenite::Error) -> Failure {
             format!("protocol violation by the peer: {p}"),
             Some(1002),
         ),
-        E::Io(io) => (AsyncErrorKind::Io, format!("I/O error: {io}"), None),
+        E::Io(io) => {
+            #[cfg(feature = "tls")]
+            if let Some(message) = crate::tls::describe_failure(&io, "") {
+                return Failure::new(AsyncErrorKind::Tls, message);
+            }
+            (AsyncErrorKind::Io, format!("I/O error: {io}"), None)
+        }
         other => (AsyncErrorKind::Protocol, other.to_string(), Some(1002)),
     };
     Failure {
@@ -200,6 +223,10 @@ impl Connection {
         }
     }
 
+    fn handshake_failure(&self, e: tungstenite::Error) -> Failure {
+        handshake_failure(e, &self.socket.target.host)
+    }
+
     pub fn socket(&self) -> &Arc<Socket> {
         &self.socket
     }
@@ -223,12 +250,17 @@ impl Connection {
     // ----- connecting --------------------------------------------------
 
     pub fn start(&mut self, ctx: &mut Ctx<'_>) {
-        let target = &self.socket.target;
-        match target.ip {
-            Some(ip) => self.connect(ctx, VecDeque::from([SocketAddr::new(ip, target.port)])),
-            None => ctx
-                .resolver
-                .resolve(self.socket.handle, &target.host, target.port),
+        // Through a proxy, the TCP peer is the proxy; it resolves the server.
+        let (host, ip, port) = match &self.socket.route.proxy {
+            Some(p) => (&p.host, p.ip, p.port),
+            None => {
+                let t = &self.socket.target;
+                (&t.host, t.ip, t.port)
+            }
+        };
+        match ip {
+            Some(ip) => self.connect(ctx, VecDeque::from([SocketAddr::new(ip, port)])),
+            None => ctx.resolver.resolve(self.socket.handle, host, port),
         }
     }
 
@@ -311,12 +343,93 @@ impl Connection {
         }
         // Small messages go out at once; batching is done above the socket.
         let _ = stream.set_nodelay(true);
+        match &self.socket.route.proxy {
+            Some(proxy) => {
+                let target = &self.socket.target;
+                let authority = match target.ip {
+                    Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}", target.port),
+                    _ => format!("{}:{}", target.host, target.port),
+                };
+                self.phase = Phase::Proxying {
+                    stream,
+                    request: proxy.request(&authority),
+                    written: 0,
+                    answer: Vec::new(),
+                };
+                self.on_proxy_ready(ctx);
+            }
+            None => self.start_handshake(ctx, stream),
+        }
+    }
+
+    /// Readiness while talking to an HTTP CONNECT proxy: send the request,
+    /// read the answer head byte by byte (so not one byte of the tunnel is
+    /// taken), then start TLS and the WebSocket handshake inside the tunnel.
+    fn on_proxy_ready(&mut self, ctx: &mut Ctx<'_>) {
+        let Phase::Proxying {
+            stream,
+            request,
+            written,
+            answer,
+        } = &mut self.phase
+        else {
+            return;
+        };
+        let proxy_failure = |message: String| Failure::new(AsyncErrorKind::Connect, message);
+        while *written < request.len() {
+            match stream.write(&request[*written..]) {
+                Ok(n) => *written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(ctx, proxy_failure(format!("proxy: {e}"))),
+            }
+        }
+        let mut byte = [0u8; 1];
+        while !answer.ends_with(b"\r\n\r\n") {
+            if answer.len() > PROXY_ANSWER_MAX {
+                return self.fail(ctx, proxy_failure("proxy: answer head too long".into()));
+            }
+            match stream.read(&mut byte) {
+                Ok(0) => {
+                    let message = "proxy closed the connection before answering".into();
+                    return self.fail(ctx, proxy_failure(message));
+                }
+                Ok(_) => answer.push(byte[0]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(ctx, proxy_failure(format!("proxy: {e}"))),
+            }
+        }
+        if let Err(status) = proxy::check_answer(answer) {
+            let message = format!("proxy refused the tunnel: {status}");
+            return self.fail(ctx, proxy_failure(message));
+        }
+        let Phase::Proxying { stream, .. } = std::mem::replace(&mut self.phase, Phase::Resolving)
+        else {
+            unreachable!("matched above");
+        };
+        self.start_handshake(ctx, stream);
+    }
+
+    /// Wraps the connected stream (TLS for wss://) and starts the opening
+    /// handshake; both advance with readiness from here on.
+    fn start_handshake(&mut self, ctx: &mut Ctx<'_>, tcp: TcpStream) {
+        let stream = match Stream::new(tcp, &self.socket.route) {
+            Ok(stream) => stream,
+            Err(e) => {
+                let failure = Failure::new(AsyncErrorKind::Tls, format!("TLS setup failed: {e}"));
+                return self.fail(ctx, failure);
+            }
+        };
         match self.request() {
             Ok(request) => {
                 let config = self.config();
-                match ClientHandshake::start(Stream::Plain(stream), request, Some(config)) {
+                match ClientHandshake::start(stream, request, Some(config)) {
                     Ok(mid) => self.on_handshake_step(ctx, mid.handshake()),
-                    Err(e) => self.fail(ctx, handshake_failure(e)),
+                    Err(e) => {
+                        let failure = self.handshake_failure(e);
+                        self.fail(ctx, failure)
+                    }
                 }
             }
             Err(failure) => self.fail(ctx, failure),
@@ -369,7 +482,10 @@ impl Connection {
         match step {
             Ok((ws, response)) => self.on_open(ctx, ws, &response),
             Err(HandshakeError::Interrupted(mid)) => self.phase = Phase::Handshaking(mid),
-            Err(HandshakeError::Failure(e)) => self.fail(ctx, handshake_failure(e)),
+            Err(HandshakeError::Failure(e)) => {
+                let failure = self.handshake_failure(e);
+                self.fail(ctx, failure)
+            }
         }
     }
 
@@ -402,6 +518,7 @@ impl Connection {
     pub fn on_ready(&mut self, ctx: &mut Ctx<'_>) {
         match &mut self.phase {
             Phase::Connecting { .. } => self.on_connecting_ready(ctx),
+            Phase::Proxying { .. } => self.on_proxy_ready(ctx),
             Phase::Handshaking(_) => {
                 let Phase::Handshaking(mid) = std::mem::replace(&mut self.phase, Phase::Resolving)
                 else {
@@ -655,7 +772,7 @@ impl Connection {
     /// Ends the connection and delivers its one `close` event.
     fn finish(&mut self, ctx: &mut Ctx<'_>, code: u16, reason: String, clean: bool) {
         match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Connecting { mut stream, .. } => {
+            Phase::Connecting { mut stream, .. } | Phase::Proxying { mut stream, .. } => {
                 let _ = ctx.registry.deregister(&mut stream);
             }
             Phase::Handshaking(mut mid) => {

@@ -5,6 +5,8 @@ mod reactor;
 mod resolver;
 mod stream;
 
+pub(crate) use stream::Route;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,7 @@
 /*
  * The open / send / echo / close cycle, written only from include/wsembed.h
- * and API.md. Usage: echo_cycle ws://127.0.0.1:PORT/
+ * and API.md. Usage: echo_cycle URL [CA_FILE]
+ * (CA_FILE: extra trust roots for a wss:// server with a private CA.)
  * Exits 0 when every step behaved as documented; prints what went wrong
  * otherwise.
  */
@@ -98,8 +99,8 @@ int main(int argc, char **argv) {
     ws_event_kind kinds[4] = {WS_EVENT_OPEN, WS_EVENT_MESSAGE, WS_EVENT_ERROR, WS_EVENT_CLOSE};
     int i;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s ws://host:port/\n", argv[0]);
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: %s URL [CA_FILE]\n", argv[0]);
         return 2;
     }
     pthread_mutex_init(&st.lock, NULL);
@@ -113,7 +114,15 @@ int main(int argc, char **argv) {
     if (strcmp(ws_version(), WSEMBED_VERSION) != 0)
         return fail("header and library versions differ");
 
-    ws = ws_open(argv[1]);
+    if (argc == 3) {
+        ws_options *options = ws_options_new();
+        if (options == NULL || ws_options_set_ca_file(options, argv[2]) != WS_OK)
+            return fail("ws_options_set_ca_file");
+        ws = ws_open_ex(argv[1], options);
+        ws_options_free(options); /* ws_open_ex copied what it needs */
+    } else {
+        ws = ws_open(argv[1]);
+    }
     if (ws == 0)
         return fail("ws_open");
     for (i = 0; i < 4; i++) {

@@ -1,0 +1,72 @@
+"""wsembed: a WebSocket client (RFC 6455) written in Rust, for Python
+through ctypes, shaped like Brython's ``browser.websocket``.
+
+Three ways to use it, all on the same native library:
+
+- callbacks, as in the browser: ``from wsembed import websocket``, then
+  ``ws = websocket.WebSocket(url)`` and ``ws.bind('message', fn)``;
+- blocking calls, for scripts: ``ws = wsembed.connect(url)``, then
+  ``ws.send(...)``, ``ws.recv(timeout=...)``, ``for message in ws``;
+- asyncio: ``async with wsembed.aio.connect(url) as ws``, then
+  ``await ws.recv()``, ``async for message in ws``.
+
+The native library ships inside the package; ``WSEMBED_LIBRARY`` names
+another one to load instead.
+"""
+
+from . import errors, websocket
+from ._ffi import lib as _lib, lib_path as library_path
+from .blocking import connect
+from .errors import (
+    ConnectionClosed,
+    InvalidArgumentError,
+    InvalidStateError,
+    QueueFullError,
+    UnsupportedError,
+    WebSocketError,
+)
+from .websocket import CLOSED, CLOSING, CONNECTING, OPEN, Event, WebSocket
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "websocket",
+    "WebSocket",
+    "Event",
+    "connect",
+    "aio",
+    "errors",
+    "WebSocketError",
+    "UnsupportedError",
+    "InvalidArgumentError",
+    "InvalidStateError",
+    "QueueFullError",
+    "ConnectionClosed",
+    "CONNECTING",
+    "OPEN",
+    "CLOSING",
+    "CLOSED",
+    "version",
+    "has_tls",
+    "library_path",
+]
+
+
+def version():
+    """The native library's version, "MAJOR.MINOR.PATCH"."""
+    return _lib.ws_version().decode("ascii")
+
+
+def has_tls():
+    """Whether this build speaks ``wss://`` (else ``wss://`` URLs and the TLS
+    options raise ``NotImplementedError``)."""
+    return bool(_lib.ws_has_tls())
+
+
+def __getattr__(name):
+    # `wsembed.aio` without importing asyncio for those who never use it.
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))

@@ -1,0 +1,81 @@
+"""The one C callback that wsembed calls for every event, and the table its
+userdata points into (the wasmtime-py ``_slab`` pattern).
+
+Each binding gets a fresh integer key, passed to C as the ``void *``
+userdata. The table maps the key to a *weak* reference to the socket that
+bound it: the socket keeps its handlers, so a socket nobody refers to can
+be collected (and freed) even while bound, and a handler that refers back to
+its socket makes a cycle the garbage collector can see. The C finalizer of
+the binding (``ws_bind_ex``'s ``free_userdata``) removes the key.
+
+The two CFUNCTYPE objects below live as long as the module, so C never
+calls a freed trampoline.
+"""
+
+import itertools
+import threading
+import weakref
+
+from . import _unraisable
+from ._ffi import ws_callback, ws_userdata_free
+
+_table = {}
+# Keys start at 1: a NULL userdata would read back as None.
+_keys = itertools.count(1)
+_stopped = False
+_io_thread = None
+
+
+def register(socket):
+    """A new key whose events go to ``socket._deliver(key, event)``.
+    Register before binding: C may call back before ``ws_bind_ex`` returns."""
+    key = next(_keys)
+    _table[key] = weakref.ref(socket)
+    return key
+
+
+def stop():
+    """From now on events are dropped without running Python code: for
+    interpreter exit, while the IO thread is being shut down."""
+    global _stopped
+    _stopped = True
+
+
+def stopped():
+    return _stopped
+
+
+def on_io_thread():
+    """True on the IO thread, where waiting for an event would deadlock:
+    no event is delivered while a callback runs."""
+    return _io_thread is not None and _io_thread == threading.get_ident()
+
+
+def live_keys():
+    """How many bindings are alive (for tests of leaks)."""
+    return len(_table)
+
+
+@ws_callback
+def on_event(handle, event, key):
+    global _io_thread
+    try:
+        _io_thread = threading.get_ident()
+        if _stopped:
+            return
+        ref = _table.get(key)
+        socket = ref() if ref is not None else None
+        if socket is not None:
+            socket._deliver(key, event.contents)
+    except BaseException:
+        # Handlers report their own exceptions; this is a bug of the
+        # binding, and it must still not unwind into C.
+        _unraisable.report("Exception ignored in the wsembed event trampoline", on_event)
+
+
+@ws_userdata_free
+def on_free(key):
+    try:
+        _table.pop(key, None)
+    except BaseException:
+        _unraisable.report("Exception ignored in the wsembed userdata finalizer", on_free)

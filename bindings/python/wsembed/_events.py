@@ -1,0 +1,96 @@
+"""Events as Python sees them, copied out of the C ``ws_event`` (which is
+valid only during the callback)."""
+
+from ctypes import string_at
+
+from . import _ffi
+
+KIND_NAMES = {
+    _ffi.WS_EVENT_OPEN: "open",
+    _ffi.WS_EVENT_MESSAGE: "message",
+    _ffi.WS_EVENT_ERROR: "error",
+    _ffi.WS_EVENT_CLOSE: "close",
+}
+KINDS = {name: kind for kind, name in KIND_NAMES.items()}
+
+
+def kind_of(name):
+    """The C event kind for ``'open'``, ``'message'``, ``'error'`` or
+    ``'close'``; ValueError for anything else."""
+    try:
+        return KINDS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            "unknown WebSocket event {!r}: expected one of 'open', 'message', "
+            "'error', 'close'".format(name)
+        ) from None
+
+
+def payload(event):
+    """A message's data: ``str`` for text, ``bytes`` for binary."""
+    data = string_at(event.data, event.len) if event.len else b""
+    return data if event.is_binary else data.decode("utf-8")
+
+
+def text(raw):
+    return raw.decode("utf-8", "replace") if raw else ""
+
+
+class Event:
+    """What a callback bound with ``WebSocket.bind`` receives, as the
+    browser's event objects:
+
+    - ``type``: ``'open'``, ``'message'``, ``'error'`` or ``'close'``;
+    - ``data`` (message): ``str`` for a text message, ``bytes`` for binary;
+    - ``code``, ``reason``, ``wasClean`` (close): the close code (1005 when
+      the peer sent none, 1006 when no close frame was exchanged), the
+      peer's reason, and whether the closing handshake completed;
+    - ``error_code`` and ``reason`` (error): one of ``WS_ERR_DNS`` ..
+      ``WS_ERR_IO`` (see ``wsembed.errors``) and the library's message;
+    - ``target``: the WebSocket the event belongs to.
+    """
+
+    __slots__ = ("type", "data", "code", "reason", "wasClean", "error_code", "target")
+
+    def __init__(self, type, data=None, code=0, reason="", wasClean=False, error_code=0, target=None):
+        self.type = type
+        self.data = data
+        self.code = code
+        self.reason = reason
+        self.wasClean = wasClean
+        self.error_code = error_code
+        self.target = target
+
+    @classmethod
+    def from_c(cls, event, target=None):
+        kind = event.kind
+        if kind == _ffi.WS_EVENT_MESSAGE:
+            return cls("message", data=payload(event), target=target)
+        if kind == _ffi.WS_EVENT_CLOSE:
+            return cls(
+                "close",
+                code=event.code,
+                reason=text(event.reason),
+                wasClean=bool(event.was_clean),
+                target=target,
+            )
+        if kind == _ffi.WS_EVENT_ERROR:
+            return cls(
+                "error", reason=text(event.reason), error_code=event.error_code, target=target
+            )
+        return cls(KIND_NAMES.get(kind, "unknown"), target=target)
+
+    def __repr__(self):
+        if self.type == "message":
+            detail = " data={!r}".format(_shorten(self.data))
+        elif self.type == "close":
+            detail = " code={} reason={!r} wasClean={}".format(self.code, self.reason, self.wasClean)
+        elif self.type == "error":
+            detail = " error_code={} reason={!r}".format(self.error_code, self.reason)
+        else:
+            detail = ""
+        return "<Event {}{}>".format(self.type, detail)
+
+
+def _shorten(data, limit=60):
+    return data if len(data) <= limit else data[:limit] + (b"..." if isinstance(data, bytes) else "...")

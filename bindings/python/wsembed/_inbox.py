@@ -1,0 +1,77 @@
+"""What the blocking and asyncio connections keep of a socket's events:
+the messages not yet received and how the connection ended. Subclasses
+decide how the IO thread hands events over (a condition variable, or the
+event loop)."""
+
+import collections
+
+from . import _ffi
+from ._events import payload, text
+from .errors import ConnectionClosed
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = collections.deque()
+        self.opened = False
+        # (error_code, message) of the `error` event, if any.
+        self.error = None
+        # (code, reason, was_clean) of the `close` event, once it came.
+        self.closed = None
+
+    def bind_to(self, native):
+        """Binds the four event kinds of ``native`` to this inbox."""
+        native.bind(_ffi.WS_EVENT_OPEN, self._on_open)
+        native.bind(_ffi.WS_EVENT_MESSAGE, self._on_message)
+        native.bind(_ffi.WS_EVENT_ERROR, self._on_error)
+        native.bind(_ffi.WS_EVENT_CLOSE, self._on_close)
+
+    # Called on the IO thread with the C event; they copy what they need
+    # (the event is valid only during the call) and pass it to `deliver`.
+
+    def _on_open(self, event):
+        self.deliver(self.record_open)
+
+    def _on_message(self, event):
+        self.deliver(self.record_message, payload(event))
+
+    def _on_error(self, event):
+        self.deliver(self.record_error, event.error_code, text(event.reason))
+
+    def _on_close(self, event):
+        self.deliver(self.record_close, event.code, text(event.reason), bool(event.was_clean))
+
+    def deliver(self, record, *args):
+        """Runs ``record(*args)`` where the consumer can see it."""
+        raise NotImplementedError
+
+    # Run where `deliver` puts them.
+
+    def record_open(self):
+        self.opened = True
+
+    def record_message(self, data):
+        self.messages.append(data)
+
+    def record_error(self, error_code, message):
+        self.error = (error_code, message)
+
+    def record_close(self, code, reason, was_clean):
+        self.closed = (code, reason, was_clean)
+
+    @property
+    def settled(self):
+        """The connection opened or ended: ``connect`` may return."""
+        return self.opened or self.closed is not None
+
+    def closed_exception(self):
+        """``ConnectionClosed`` describing how the connection ended."""
+        code, reason, was_clean = self.closed or (1006, "", False)
+        error_code, message = self.error or (0, "")
+        return ConnectionClosed(code, reason, was_clean, error_code, message)
+
+    @property
+    def ended_cleanly(self):
+        """Closed by a completed closing handshake, with no error: the end
+        of iteration rather than an exception."""
+        return self.closed is not None and self.closed[2] and self.error is None

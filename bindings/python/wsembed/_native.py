@@ -1,0 +1,212 @@
+"""One native socket handle and its lifetime: the layer every public API
+(``websocket``, ``connect``, ``aio``) is built on.
+
+Ownership: a :class:`NativeSocket` owns its ``ws_handle`` and frees it
+exactly once, when ``free()`` is called, when the object is collected, or
+at interpreter exit (``weakref.finalize``, the wasmtime-py ``_managed``
+pattern). ``ws_free`` guarantees that no callback of the socket runs after
+it returns, and runs the ``free_userdata`` finalizer of each binding, which
+releases its key in the callback table. Called from inside a callback
+(a finalizer run by the garbage collector on the IO thread, say) it does
+not wait for itself.
+
+At exit, an ``atexit`` hook first stops callbacks, then ``ws_shutdown``
+closes every socket and joins the IO thread, so no C thread calls into an
+interpreter that is going away.
+"""
+
+import atexit
+import ctypes
+import weakref
+
+from . import _callbacks, _ffi, errors
+from ._ffi import lib
+from ._options import cstring, native_options
+
+
+def _free_handle(handle):
+    lib.ws_free(handle)
+
+
+def _read_string(getter, handle):
+    """A string getter with snprintf semantics: size it, then copy it."""
+    size = getter(handle, None, 0)
+    buf = ctypes.create_string_buffer(size + 1)
+    getter(handle, buf, size + 1)
+    return buf.value.decode("utf-8", "replace")
+
+
+def _open_failed(url):
+    """The exception for ``ws_open_ex`` returning 0.
+
+    ``ws_open_ex`` gives no status code, only ``ws_last_error()``: the
+    causes are a bad URL, ``wss://`` in a build without TLS, or an IO thread
+    that could not start. Options were already checked one setter at a time.
+    """
+    message = errors.last_error()
+    scheme = url.partition(":")[0].strip().lower()
+    if scheme == "wss" and not lib.ws_has_tls():
+        status = _ffi.WS_ERR_UNSUPPORTED
+    elif message.startswith("cannot start the IO thread"):
+        status = _ffi.WS_ERR_INTERNAL
+    else:
+        status = _ffi.WS_ERR_INVALID_URL
+    return errors.from_status(status, message)
+
+
+def _as_buffer(data):
+    """``(pointer-compatible object, length)`` for a bytes-like object,
+    without a copy where ctypes can point into it."""
+    if isinstance(data, bytes):
+        return data, len(data)
+    view = memoryview(data)
+    if view.readonly or not view.c_contiguous:
+        copy = view.tobytes()
+        return copy, len(copy)
+    view = view.cast("B")
+    return (ctypes.c_char * view.nbytes).from_buffer(view), view.nbytes
+
+
+class NativeSocket:
+    """Owns one ``ws_handle``. Not public: see ``wsembed.websocket``.
+
+    Handlers bound here are kept by this object, keyed by their binding
+    key, and called on the IO thread with the C event, which is valid only
+    during the call.
+    """
+
+    __slots__ = ("_handle", "_handlers", "_finalizer", "_url", "_protocol", "__weakref__")
+
+    def __init__(self, url, protocols=None, headers=None, **settings):
+        url_bytes = cstring(url, "url")
+        if _callbacks.stopped():
+            raise RuntimeError("wsembed is shut down: the interpreter is exiting")
+        with native_options(protocols, headers, **settings) as options:
+            handle = lib.ws_open_ex(url_bytes, options)
+        if not handle:
+            raise _open_failed(url)
+        self._handle = handle
+        self._handlers = {}
+        self._finalizer = weakref.finalize(self, _free_handle, handle)
+        self._url = _read_string(lib.ws_url, handle)
+        self._protocol = None
+
+    @property
+    def handle(self):
+        return self._handle
+
+    @property
+    def alive(self):
+        """False once the handle is freed."""
+        return self._finalizer.alive
+
+    # ----- events -------------------------------------------------------
+
+    def bind(self, kind, handler):
+        """Binds ``handler(event)`` to events of ``kind``; returns its key,
+        for ``unbind``. An event that already happened is replayed to it."""
+        key = _callbacks.register(self)
+        self._handlers[key] = (kind, handler)
+        status = lib.ws_bind_ex(self._handle, kind, _callbacks.on_event, key, _callbacks.on_free)
+        if status != _ffi.WS_OK:
+            # The finalizer has already released the key.
+            error = errors.from_status(status)
+            del self._handlers[key]
+            raise error
+        return key
+
+    def unbind(self, key):
+        """Removes a binding. A call already running on the IO thread
+        finishes; none starts after this returns."""
+        entry = self._handlers.get(key)
+        if entry is None:
+            return
+        if self.alive:
+            lib.ws_unbind(self._handle, entry[0], _callbacks.on_event, key)
+        self._handlers.pop(key, None)
+
+    def _deliver(self, key, event):
+        entry = self._handlers.get(key)
+        if entry is not None:
+            entry[1](event)
+
+    # ----- sending and closing --------------------------------------------
+
+    def send(self, data):
+        """Queues ``data``: ``str`` as a text message, a bytes-like object
+        as a binary one. Never blocks on the network."""
+        if isinstance(data, str):
+            encoded = data.encode("utf-8")
+            status = lib.ws_send_text(self._handle, encoded, len(encoded))
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            buffer, length = _as_buffer(data)
+            status = lib.ws_send_binary(self._handle, buffer, length)
+        else:
+            raise TypeError(
+                "send() takes str or a bytes-like object, not {}".format(type(data).__name__)
+            )
+        errors.check(status)
+
+    def close(self, code=None, reason=None):
+        """Starts the closing handshake (or aborts a connection attempt).
+        A reason without a code closes with 1000, as the browser does."""
+        if not self.alive:
+            return
+        if code is None and reason is None:
+            errors.check(lib.ws_close(self._handle))
+            return
+        if code is None:
+            code = 1000
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise TypeError("close code must be an int, not {}".format(type(code).__name__))
+        if not 0 <= code <= 0xFFFF:
+            raise ValueError("close code {} is neither 1000 nor in 3000-4999".format(code))
+        reason_bytes = None if reason is None else cstring(reason, "close reason")
+        errors.check(lib.ws_close_ex(self._handle, code, reason_bytes))
+
+    def free(self):
+        """Releases the handle now (idempotent). A socket still open is
+        closed with 1001 (going away) in the background, without further
+        events; no callback runs after this returns (unless called from one
+        of this socket's callbacks: then none after that one)."""
+        if self._finalizer.alive:
+            # Kept for `protocol` after the handle is gone.
+            self._protocol = _read_string(lib.ws_protocol, self._handle)
+            self._finalizer()
+
+    # ----- state --------------------------------------------------------
+
+    @property
+    def ready_state(self):
+        if not self.alive:
+            return _ffi.WS_CLOSED
+        state = lib.ws_ready_state(self._handle)
+        # A handle freed by another thread since the check reads as closed.
+        return state if state >= 0 else _ffi.WS_CLOSED
+
+    @property
+    def buffered_amount(self):
+        return lib.ws_buffered_amount(self._handle) if self.alive else 0
+
+    @property
+    def protocol(self):
+        if self._protocol is not None:
+            return self._protocol
+        return _read_string(lib.ws_protocol, self._handle)
+
+    @property
+    def url(self):
+        return self._url
+
+
+def _at_exit():
+    _callbacks.stop()
+    lib.ws_shutdown()
+
+
+# weakref.finalize frees what is still alive at exit from its own atexit
+# hook. Creating one finalizer now makes sure that hook is registered
+# before ours, so ours runs first (atexit is last in, first out): callbacks
+# stop and the IO thread is joined before the remaining handles are freed.
+weakref.finalize(_at_exit, lambda: None)
+atexit.register(_at_exit)

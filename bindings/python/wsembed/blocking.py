@@ -1,0 +1,185 @@
+"""A blocking client for scripts, on the same C ABI as the callback API::
+
+    import wsembed
+
+    with wsembed.connect("ws://127.0.0.1:9001/") as ws:
+        ws.send("Hello")
+        print(ws.recv(timeout=5))
+        for message in ws:          # until the server closes
+            print(message)
+
+The IO thread puts each event in the connection's inbox; ``recv`` waits on
+it. Messages are kept in Python until received.
+"""
+
+import threading
+
+from . import _callbacks, _options
+from ._inbox import Inbox
+from ._native import NativeSocket
+from .errors import ConnectionClosed
+
+__all__ = ["connect", "Connection"]
+
+# How long to wait past the library's own timeouts for an event it always
+# delivers within them: only a guard against a hang.
+_GRACE = 5.0
+_DEFAULT_CONNECT_TIMEOUT = 30.0
+
+
+def _refuse_on_io_thread(what):
+    if _callbacks.on_io_thread():
+        raise RuntimeError(
+            "{} would wait forever inside a wsembed callback: no event is "
+            "delivered while a callback runs".format(what)
+        )
+
+
+class _ThreadInbox(Inbox):
+    """An inbox filled on the IO thread and read by any thread."""
+
+    def __init__(self):
+        super().__init__()
+        self.changed = threading.Condition()
+
+    def deliver(self, record, *args):
+        with self.changed:
+            record(*args)
+            self.changed.notify_all()
+
+    def wait(self, predicate, timeout):
+        with self.changed:
+            return self.changed.wait_for(predicate, timeout)
+
+
+class Connection:
+    """A WebSocket connection used by blocking calls; made by :func:`connect`.
+
+    Thread-safe: one thread may ``recv`` while others ``send``. Do not call
+    its waiting methods (``recv``, ``close``) from a wsembed callback.
+    """
+
+    def __init__(self, url, protocols=None, headers=None, **options):
+        self._native = NativeSocket(url, protocols, headers, **options)
+        self._inbox = _ThreadInbox()
+        self._inbox.bind_to(self._native)
+        self._close_timeout = _options.close_timeout(options)
+        self._connect_timeout = options.get("connect_timeout") or _DEFAULT_CONNECT_TIMEOUT
+
+    def _wait_open(self):
+        _refuse_on_io_thread("connect()")
+        inbox = self._inbox
+        if not inbox.wait(lambda: inbox.settled, self._connect_timeout + _GRACE):
+            raise TimeoutError("no answer from {} in {} s".format(self.url, self._connect_timeout))
+        if not inbox.opened:
+            raise inbox.closed_exception()
+
+    def recv(self, timeout=None):
+        """The next message: ``str`` for text, ``bytes`` for binary.
+
+        Waits at most ``timeout`` seconds (``None``: as long as it takes),
+        then raises ``TimeoutError``. Once the connection is closed and the
+        messages that came before are received, raises ``ConnectionClosed``
+        (with ``code``, ``reason``, ``was_clean``, and ``error_code`` when
+        it failed).
+        """
+        _refuse_on_io_thread("recv()")
+        inbox = self._inbox
+        with inbox.changed:
+            if not inbox.changed.wait_for(
+                lambda: inbox.messages or inbox.closed is not None, timeout
+            ):
+                raise TimeoutError("no message in {} s".format(timeout))
+            if inbox.messages:
+                return inbox.messages.popleft()
+        raise inbox.closed_exception()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        """Messages until the connection closes: iteration ends after a
+        clean close, and raises ``ConnectionClosed`` after a failure."""
+        try:
+            return self.recv()
+        except ConnectionClosed:
+            if self._inbox.ended_cleanly:
+                raise StopIteration from None
+            raise
+
+    def send(self, data):
+        """Sends ``str`` as text, a bytes-like object as binary; copies and
+        queues, never blocks (see ``WebSocket.send`` for the errors)."""
+        self._native.send(data)
+
+    def close(self, code=None, reason=None):
+        """Closes (code 1000 or 3000-4999, reason at most 123 bytes), waits
+        for the closing handshake (at most the close timeout), and releases
+        the native socket. Messages already received stay readable.
+        Idempotent."""
+        if not self._native.alive:
+            return
+        try:
+            self._native.close(code, reason)
+            if not _callbacks.on_io_thread():
+                inbox = self._inbox
+                inbox.wait(lambda: inbox.closed is not None, self._close_timeout + _GRACE)
+        finally:
+            self._native.free()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    @property
+    def url(self):
+        """The URL as parsed."""
+        return self._native.url
+
+    @property
+    def protocol(self):
+        """The subprotocol the server selected, or ""."""
+        return self._native.protocol
+
+    @property
+    def readyState(self):
+        """CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3)."""
+        return self._native.ready_state
+
+    @property
+    def bufferedAmount(self):
+        """Bytes sent but not yet written to the network."""
+        return self._native.buffered_amount
+
+    @property
+    def close_code(self):
+        """The close code once closed, else None."""
+        closed = self._inbox.closed
+        return closed[0] if closed else None
+
+    @property
+    def close_reason(self):
+        """The close reason once closed, else None."""
+        closed = self._inbox.closed
+        return closed[1] if closed else None
+
+    def __repr__(self):
+        return "<wsembed.blocking.Connection {!r} readyState={}>".format(self.url, self.readyState)
+
+
+def connect(url, protocols=None, headers=None, **options):
+    """Opens a WebSocket and waits until it is open; returns a
+    :class:`Connection`. Takes the arguments and keyword options of
+    ``websocket.WebSocket``. Raises ``ConnectionClosed`` when the
+    connection fails (``status`` is the reason: ``WS_ERR_CONNECT``,
+    ``WS_ERR_HANDSHAKE``, ...), ``ValueError`` for a bad URL or option,
+    ``NotImplementedError`` for what this build lacks."""
+    connection = Connection(url, protocols, headers, **options)
+    try:
+        connection._wait_open()
+    except BaseException:
+        connection._native.free()
+        raise
+    return connection

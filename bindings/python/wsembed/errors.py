@@ -1,0 +1,130 @@
+"""Exceptions raised by wsembed.
+
+Every exception the library raises for a failed call is a
+:class:`WebSocketError` carrying the C status code in ``status``; the
+subclasses also derive from the built-in exception a Python programmer
+would catch for that kind of failure:
+
+==============================  ======================  =============================
+status                          exception               also a
+==============================  ======================  =============================
+WS_ERR_UNSUPPORTED              UnsupportedError        NotImplementedError
+WS_ERR_INVALID_URL,             InvalidArgumentError    ValueError
+WS_ERR_INVALID_ARGUMENT,
+WS_ERR_INVALID_UTF8,
+WS_ERR_TOO_LARGE
+WS_ERR_INVALID_STATE,           InvalidStateError
+WS_ERR_INVALID_HANDLE
+WS_ERR_QUEUE_FULL               QueueFullError
+WS_ERR_DNS .. WS_ERR_IO         ConnectionClosed        ConnectionError
+WS_ERR_INTERNAL                 WebSocketError
+==============================  ======================  =============================
+"""
+
+from . import _ffi
+from ._ffi import lib
+
+__all__ = [
+    "WebSocketError",
+    "UnsupportedError",
+    "InvalidArgumentError",
+    "InvalidStateError",
+    "QueueFullError",
+    "ConnectionClosed",
+]
+
+
+class WebSocketError(Exception):
+    """A failed wsembed call. ``status`` is the C status code (negative),
+    ``status_name`` its name, e.g. ``"WS_ERR_QUEUE_FULL"``; ``str()`` is
+    the library's message."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def status_name(self):
+        return _ffi.STATUS_NAMES.get(self.status, "unknown status {}".format(self.status))
+
+
+class UnsupportedError(WebSocketError, NotImplementedError):
+    """A feature this build of the library lacks, such as ``wss://`` in a
+    build without TLS (the seed's ``NotImplementedError``)."""
+
+
+class InvalidArgumentError(WebSocketError, ValueError):
+    """A bad URL, option, close code or reason, text that is not UTF-8, or
+    a message over the maximum size."""
+
+
+class InvalidStateError(WebSocketError):
+    """A send while the socket is not OPEN, or a call on a socket already
+    freed (as the browser's InvalidStateError)."""
+
+
+class QueueFullError(WebSocketError):
+    """The send queue is over its limit (``max_send_queue``); nothing was
+    queued. Retry when ``bufferedAmount`` has dropped."""
+
+
+class ConnectionClosed(WebSocketError, ConnectionError):
+    """The connection is closed, or could not be opened.
+
+    ``code``, ``reason`` and ``was_clean`` describe the close (1006 when no
+    close frame was exchanged). When the connection failed, ``error_code``
+    (also ``status``) is one of ``WS_ERR_DNS`` .. ``WS_ERR_IO`` and
+    ``error`` the library's message; otherwise ``error_code`` is 0 and
+    ``status`` is ``WS_ERR_INVALID_STATE``.
+    """
+
+    def __init__(self, code, reason, was_clean, error_code=0, error=""):
+        if error_code:
+            message = "{} (close code {})".format(error, code)
+        else:
+            message = "connection closed (code {}{}{})".format(
+                code, ", clean" if was_clean else ", not clean", ": " + reason if reason else ""
+            )
+        super().__init__(error_code or _ffi.WS_ERR_INVALID_STATE, message)
+        self.code = code
+        self.reason = reason
+        self.was_clean = was_clean
+        self.error_code = error_code
+        self.error = error
+
+
+_CLASS_FOR_STATUS = {
+    _ffi.WS_ERR_UNSUPPORTED: UnsupportedError,
+    _ffi.WS_ERR_INVALID_URL: InvalidArgumentError,
+    _ffi.WS_ERR_INVALID_ARGUMENT: InvalidArgumentError,
+    _ffi.WS_ERR_INVALID_UTF8: InvalidArgumentError,
+    _ffi.WS_ERR_TOO_LARGE: InvalidArgumentError,
+    _ffi.WS_ERR_INVALID_STATE: InvalidStateError,
+    _ffi.WS_ERR_INVALID_HANDLE: InvalidStateError,
+    _ffi.WS_ERR_QUEUE_FULL: QueueFullError,
+}
+
+
+def strerror(status):
+    """The library's fixed description of a status code."""
+    return lib.ws_strerror(status).decode("utf-8", "replace")
+
+
+def last_error():
+    """This thread's message for its last failed call. Read it right after
+    the call: the next wsembed call on this thread replaces it."""
+    return lib.ws_last_error().decode("utf-8", "replace")
+
+
+def from_status(status, message=None):
+    """The exception for a failed call's status, with this thread's last
+    error message unless ``message`` is given."""
+    if message is None:
+        message = last_error() or strerror(status)
+    return _CLASS_FOR_STATUS.get(status, WebSocketError)(status, message)
+
+
+def check(status):
+    """Raises the exception for ``status`` unless it is WS_OK."""
+    if status != _ffi.WS_OK:
+        raise from_status(status)

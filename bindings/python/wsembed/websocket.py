@@ -1,0 +1,237 @@
+"""WebSocket objects shaped like Brython's ``browser.websocket``.
+
+::
+
+    from wsembed import websocket
+
+    def on_open(evt):
+        ws.send("Hello")
+
+    def on_message(evt):
+        print("Message received:", evt.data)
+
+    def on_close(evt):
+        print("Connection closed", evt.code)
+
+    ws = websocket.websocket("ws://127.0.0.1:9001/")   # or websocket.WebSocket(url)
+    ws.bind("open", on_open)
+    ws.bind("message", on_message)
+    ws.bind("close", on_close)
+    ...
+    ws.close()
+
+Callbacks run on wsembed's IO thread, one at a time, holding the GIL; each
+must return promptly, since no other socket is served meanwhile. They may
+call anything, on any socket (send, close, bind, open another). An
+exception raised by a callback goes to ``sys.unraisablehook`` and the IO
+thread goes on.
+
+No event is lost to a bind race: a callback bound after its ``open``,
+``error`` or ``close`` already happened is called once with it, and the
+messages that arrive while no ``message`` callback is bound are held and
+given, in order, to the first one bound.
+
+Lifetime: keep a reference to the WebSocket for as long as you want its
+events. Like a file, a WebSocket that nothing refers to is freed when
+Python collects it (closed with 1001, going away, without further events);
+the callbacks bound to it do not keep it alive. ``free()`` or a ``with``
+block releases it at a known time.
+"""
+
+import inspect
+import threading
+import weakref
+
+from . import _callbacks, _ffi, _options, _unraisable
+from ._events import Event, kind_of
+from ._native import NativeSocket
+
+__all__ = ["WebSocket", "websocket", "Event", "CONNECTING", "OPEN", "CLOSING", "CLOSED"]
+
+CONNECTING = _ffi.WS_CONNECTING
+OPEN = _ffi.WS_OPEN
+CLOSING = _ffi.WS_CLOSING
+CLOSED = _ffi.WS_CLOSED
+
+# How long a `with` block waits past the close timeout for the close event,
+# which the library always delivers within it: only a guard against a hang.
+_EXIT_GRACE = 5.0
+
+
+def _takes_event(fn):
+    """Whether ``fn`` is called with the event, or with no argument (the
+    seed's table describes both)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        # No signature to read (some builtins): give it the event.
+        return True
+    try:
+        signature.bind(None)
+        return True
+    except TypeError:
+        pass
+    try:
+        signature.bind()
+        return False
+    except TypeError:
+        raise TypeError(
+            "a WebSocket callback takes the event or no argument; {!r} takes neither".format(fn)
+        ) from None
+
+
+class _Handler:
+    """Calls one user callback with an Event; reports what it raises."""
+
+    __slots__ = ("fn", "takes_event", "target")
+
+    def __init__(self, fn, target):
+        self.fn = fn
+        self.takes_event = _takes_event(fn)
+        # Weak: the handler must not keep its WebSocket alive.
+        self.target = weakref.ref(target)
+
+    def __call__(self, c_event):
+        event = Event.from_c(c_event, self.target())
+        try:
+            if self.takes_event:
+                self.fn(event)
+            else:
+                self.fn()
+        except BaseException:
+            _unraisable.report(
+                "Exception ignored in wsembed {!r} callback".format(event.type), self.fn
+            )
+
+
+class WebSocket:
+    """A WebSocket client connection, as the browser's ``WebSocket``.
+
+    ``WebSocket(url, protocols=None, headers=None, **options)`` starts
+    connecting at once and returns in state CONNECTING; it never blocks on
+    the network. ``url`` is a ``ws://`` or ``wss://`` URL (``ValueError``
+    otherwise; ``NotImplementedError`` for ``wss://`` in a build without
+    TLS). ``protocols`` is a subprotocol or a list of them to offer;
+    ``headers`` a mapping or list of pairs added to the opening handshake.
+
+    Keyword options (``None`` keeps the library's default; times in
+    seconds, sizes in bytes): ``connect_timeout`` (30), ``close_timeout``
+    (5), ``ping_interval`` (0: no pings), ``pong_timeout`` (one ping
+    interval), ``max_message_size`` (64 MiB), ``max_send_queue`` (64 MiB),
+    ``ca_file`` and ``ca_pem`` (extra trust roots), ``client_cert`` (a
+    ``(cert_path, key_path)`` pair), ``insecure_skip_verify`` (DANGEROUS,
+    tests only), ``proxy`` (``http://host:port``). An option this build
+    lacks raises ``NotImplementedError``; a bad value ``ValueError``.
+    """
+
+    CONNECTING = CONNECTING
+    OPEN = OPEN
+    CLOSING = CLOSING
+    CLOSED = CLOSED
+
+    def __init__(self, url, protocols=None, headers=None, **options):
+        self._native = NativeSocket(url, protocols, headers, **options)
+        self._close_timeout = _options.close_timeout(options)
+        # (kind, fn, key) for each bound callback, for unbind.
+        self._bound = []
+
+    # ----- events -------------------------------------------------------
+
+    def bind(self, evt, fn):
+        """Calls ``fn(event)`` (or ``fn()``) on each ``evt``: ``'open'``,
+        ``'message'``, ``'error'`` or ``'close'``. Several callbacks may be
+        bound to one event; they run in the order bound. Binding the same
+        callback twice to an event binds it once."""
+        kind = kind_of(evt)
+        if not callable(fn):
+            raise TypeError("bind() needs a callable, not {}".format(type(fn).__name__))
+        if self._find(kind, fn) is not None:
+            return
+        key = self._native.bind(kind, _Handler(fn, self))
+        self._bound.append((kind, fn, key))
+
+    def unbind(self, evt, fn=None):
+        """Removes ``fn`` from ``evt`` (every callback of ``evt`` when
+        ``fn`` is omitted). Removing one that is not bound does nothing."""
+        kind = kind_of(evt)
+        for entry in list(self._bound):
+            if entry[0] == kind and (fn is None or entry[1] == fn):
+                self._bound.remove(entry)
+                self._native.unbind(entry[2])
+
+    def _find(self, kind, fn):
+        for entry in self._bound:
+            if entry[0] == kind and entry[1] == fn:
+                return entry
+        return None
+
+    # ----- sending and closing --------------------------------------------
+
+    def send(self, data):
+        """Sends ``data``: a ``str`` as a text message; ``bytes``,
+        ``bytearray`` or ``memoryview`` as a binary one. The data is copied
+        and queued; this never blocks. Raises ``InvalidStateError`` unless
+        the socket is OPEN, ``QueueFullError`` when ``bufferedAmount`` would
+        pass ``max_send_queue``, ``ValueError`` for a message over
+        ``max_message_size``."""
+        self._native.send(data)
+
+    def close(self, code=None, reason=None):
+        """Closes the connection: the closing handshake when OPEN (the
+        ``close`` event follows), an abort when CONNECTING (``close`` event,
+        code 1006). ``code`` is 1000 or 3000-4999, ``reason`` at most 123
+        UTF-8 bytes (``ValueError`` otherwise). Closing twice does nothing."""
+        self._native.close(code, reason)
+
+    def free(self):
+        """Releases the native socket now instead of when the WebSocket is
+        collected. A socket still open is closed with 1001 (going away),
+        and no callback runs after ``free`` returns. Idempotent."""
+        self._native.free()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        """Closes, waits for the ``close`` event (so ``close`` callbacks have
+        run), then frees. From inside a callback it does not wait, since no
+        event can be delivered while a callback runs."""
+        if self._native.alive and not _callbacks.on_io_thread():
+            closed = threading.Event()
+            key = self._native.bind(_ffi.WS_EVENT_CLOSE, lambda _event: closed.set())
+            self._native.close()
+            closed.wait(self._close_timeout + _EXIT_GRACE)
+            self._native.unbind(key)
+        self._native.free()
+
+    # ----- state --------------------------------------------------------
+
+    @property
+    def readyState(self):
+        """``CONNECTING`` (0), ``OPEN`` (1), ``CLOSING`` (2) or ``CLOSED`` (3)."""
+        return self._native.ready_state
+
+    @property
+    def bufferedAmount(self):
+        """Bytes accepted by ``send`` and not yet written to the network."""
+        return self._native.buffered_amount
+
+    @property
+    def protocol(self):
+        """The subprotocol the server selected ("" until OPEN, or if none)."""
+        return self._native.protocol
+
+    @property
+    def url(self):
+        """The URL as parsed, e.g. ``'ws://example.org/'``."""
+        return self._native.url
+
+    def __repr__(self):
+        state = ("CONNECTING", "OPEN", "CLOSING", "CLOSED")[self.readyState]
+        return "<WebSocket {!r} {}>".format(self.url, state)
+
+
+def websocket(url, protocols=None, headers=None, **options):
+    """Opens a WebSocket to ``url``; the same as ``WebSocket(url, ...)``,
+    under the name of Brython's ``browser.websocket.websocket``."""
+    return WebSocket(url, protocols, headers, **options)

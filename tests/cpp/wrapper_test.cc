@@ -1,0 +1,420 @@
+/*
+ * Tests of bindings/cpp/wsembed.hpp against a WebSocket echo server.
+ *
+ *   wrapper_test ws://127.0.0.1:PORT/
+ *
+ * Built with -std=c++17 -Wall -Wextra -Werror together with
+ * second_unit.cc (the double-include check), and run plainly, under
+ * valgrind and as an AddressSanitizer build by tests/run-c.sh. Prints one
+ * line per test and ends with "cpp: N passed, M failed"; exits non-zero on
+ * any failure.
+ */
+#include "wsembed.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#if __cplusplus >= 202002L
+#include <span>
+#endif
+
+#include "test_util.hh"
+
+bool second_unit_echo(const std::string &url);
+
+namespace {
+
+using namespace std::chrono_literals;
+using wsembed::CloseEvent;
+using wsembed::Error;
+using wsembed::ErrorEvent;
+using wsembed::Message;
+using wsembed::SocketRef;
+using wsembed::WebSocket;
+
+std::string g_url;
+
+static_assert(!std::is_copy_constructible_v<WebSocket>, "WebSocket owns its handle");
+static_assert(!std::is_copy_assignable_v<WebSocket>, "WebSocket owns its handle");
+static_assert(std::is_nothrow_move_constructible_v<WebSocket>, "moves never throw");
+static_assert(std::is_nothrow_move_assignable_v<WebSocket>, "moves never throw");
+static_assert(!std::is_copy_constructible_v<wsembed::Options>, "Options owns ws_options");
+static_assert(std::is_nothrow_move_constructible_v<wsembed::Options>, "moves never throw");
+static_assert(std::is_base_of_v<std::runtime_error, Error>, "errors are runtime_errors");
+static_assert(!std::is_copy_constructible_v<Message>, "a Message is a view: not kept by mistake");
+
+/* Counts live copies of a callable's capture: every box the wrapper
+ * allocates must be deleted by the C finalizer by the time the IO thread
+ * is joined. */
+struct Tracker {
+    static std::atomic<int> &live() {
+        static std::atomic<int> count{0};
+        return count;
+    }
+    Tracker() { live()++; }
+    Tracker(const Tracker &) { live()++; }
+    Tracker(Tracker &&) noexcept { live()++; }
+    Tracker &operator=(const Tracker &) = default;
+    ~Tracker() { live()--; }
+};
+
+/* Everything one socket's callbacks report. */
+struct Record {
+    test::Waiter waiter;
+    int opens = 0;
+    std::vector<std::string> texts;
+    std::vector<std::vector<std::uint8_t>> binaries;
+    std::vector<ErrorEvent> errors;
+    std::vector<CloseEvent> closes;
+
+    /* Binds all four events, in the (const Event &) form. */
+    void watch(WebSocket &ws) {
+        Tracker tracker;
+        ws.on_open([this, tracker] { waiter.update([&] { opens++; }); })
+            .on_message([this, tracker](const Message &m) {
+                waiter.update([&] {
+                    if (m.is_binary())
+                        binaries.push_back(m.bytes());
+                    else
+                        texts.push_back(m.str());
+                });
+            })
+            .on_error([this, tracker](const ErrorEvent &e) { waiter.update([&] { errors.push_back(e); }); })
+            .on_close([this, tracker](const CloseEvent &e) { waiter.update([&] { closes.push_back(e); }); });
+    }
+    bool wait_open() { return waiter.wait([&] { return opens > 0 || !closes.empty(); }) && opens == 1; }
+    bool wait_messages(std::size_t n) {
+        return waiter.wait([&] { return texts.size() + binaries.size() >= n || !closes.empty(); }) &&
+               texts.size() + binaries.size() >= n;
+    }
+    bool wait_close() { return waiter.wait([&] { return !closes.empty(); }); }
+};
+
+/* Runs f, which must throw wsembed::Error with `status`. */
+template <class F> bool throws(int status, F f) {
+    try {
+        f();
+    } catch (const Error &e) {
+        if (e.status() != status)
+            std::printf("  status %d (%s), expected %d\n", e.status(), e.what(), status);
+        return e.status() == status && std::strlen(e.what()) > 0;
+    }
+    return false;
+}
+
+/* A port on 127.0.0.1 that refuses connections: bound, then released. */
+int refused_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+    getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+void echo_cycle() {
+    Record rec;
+    WebSocket ws(g_url, wsembed::Options().connect_timeout(20s).close_timeout(10s));
+    rec.watch(ws);
+    /* The (SocketRef, const Event &) form, bound second: runs after watch's. */
+    ws.on_open([](SocketRef s) { s.send("hello from C++"); });
+
+    CHECK(rec.wait_open());
+    CHECK(ws.ready_state() == wsembed::ReadyState::Open);
+    CHECK(ws.url() == g_url);
+    CHECK(ws.protocol().empty());
+    CHECK(rec.wait_messages(1));
+
+    const std::uint8_t raw[4] = {0, 1, 254, 255};
+    ws.send_binary(raw, sizeof raw);
+    ws.send_binary(std::vector<std::uint8_t>{9, 8, 7});
+    ws.send_binary(std::array<std::byte, 2>{std::byte{0xca}, std::byte{0xfe}});
+    ws.send(std::string_view("a\0b", 3)); /* a string_view may hold a NUL */
+#if __cplusplus >= 202002L
+    const std::byte span_bytes[] = {std::byte{1}, std::byte{2}};
+    ws.send_binary(std::span<const std::byte>(span_bytes));
+    const std::size_t expected = 6;
+#else
+    const std::size_t expected = 5;
+#endif
+    CHECK(rec.wait_messages(expected));
+    rec.waiter.read([&] {
+        CHECK(rec.texts.size() == 2);
+        CHECK(rec.texts.size() == 2 && rec.texts[0] == "hello from C++");
+        CHECK(rec.texts.size() == 2 && rec.texts[1] == std::string("a\0b", 3));
+        CHECK(rec.binaries.size() == expected - 2);
+        CHECK(rec.binaries.size() >= 3 && rec.binaries[0] == (std::vector<std::uint8_t>{0, 1, 254, 255}));
+        CHECK(rec.binaries.size() >= 3 && rec.binaries[1] == (std::vector<std::uint8_t>{9, 8, 7}));
+        CHECK(rec.binaries.size() >= 3 && rec.binaries[2] == (std::vector<std::uint8_t>{0xca, 0xfe}));
+        return 0;
+    });
+
+    ws.close(1000, "bye");
+    CHECK(rec.wait_close());
+    rec.waiter.read([&] {
+        CHECK(rec.closes.size() == 1);
+        CHECK(!rec.closes.empty() && rec.closes[0].code == 1000 && rec.closes[0].was_clean);
+        CHECK(rec.errors.empty());
+        return 0;
+    });
+    CHECK(ws.ready_state() == wsembed::ReadyState::Closed);
+    CHECK(throws(WS_ERR_INVALID_STATE, [&] { ws.send("late"); }));
+    ws.close(); /* closing twice is not an error */
+}
+
+void exceptions() {
+    /* Synchronous failures of the constructor. */
+    CHECK(throws(WS_ERR_INVALID_URL, [] { WebSocket ws("http://127.0.0.1/"); }));
+    CHECK(throws(WS_ERR_INVALID_URL, [] { WebSocket ws("not a url"); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { WebSocket ws(std::string_view("ws://a\0b/", 9)); }));
+    if (!wsembed::has_tls())
+        CHECK(throws(WS_ERR_UNSUPPORTED, [] { WebSocket ws("wss://127.0.0.1:1/"); }));
+    try {
+        WebSocket ws("ftp://127.0.0.1/");
+        CHECK(false);
+    } catch (const std::runtime_error &e) { /* catchable as the standard base */
+        CHECK(std::strlen(e.what()) > 0);
+    }
+
+    /* Option setters. */
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().header("Host", "example.org"); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().header("X-Ok", "line\nbreak"); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().protocol("not a token"); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().connect_timeout(0ms); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().connect_timeout(-5ms); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().close_timeout(std::chrono::hours(24 * 60)); }));
+    if (wsembed::has_tls())
+        wsembed::Options().insecure_skip_verify(false);
+    else
+        CHECK(throws(WS_ERR_UNSUPPORTED, [] { wsembed::Options().ca_file("/nonexistent/ca.pem"); }));
+
+    /* Calls on a live socket. */
+    Record rec;
+    WebSocket ws(g_url, wsembed::Options().max_message_size(8));
+    rec.watch(ws);
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [&] { ws.on_message(std::function<void(const Message &)>()); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [&] { ws.on_open(static_cast<void (*)(SocketRef)>(nullptr)); }));
+    CHECK(rec.wait_open());
+    CHECK(throws(WS_ERR_INVALID_UTF8, [&] { ws.send("\xff\xfe"); }));
+    CHECK(throws(WS_ERR_TOO_LARGE, [&] { ws.send("123456789"); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [&] { ws.close(1001); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [&] { ws.close(1000, std::string(124, 'r')); }));
+    ws.send("12345678");
+    CHECK(rec.wait_messages(1));
+    ws.close(4000, "custom");
+    CHECK(rec.wait_close());
+
+    /* A refused connection arrives as events, not as an exception. */
+    Record refused;
+    WebSocket bad("ws://127.0.0.1:" + std::to_string(refused_port()) + "/");
+    refused.watch(bad);
+    CHECK(refused.wait_close());
+    refused.waiter.read([&] {
+        CHECK(refused.opens == 0);
+        CHECK(refused.errors.size() == 1 && refused.errors[0].code == WS_ERR_CONNECT);
+        CHECK(refused.closes.size() == 1 && refused.closes[0].code == 1006 && !refused.closes[0].was_clean);
+        return 0;
+    });
+    CHECK(throws(WS_ERR_INVALID_STATE, [&] { bad.send("x"); }));
+}
+
+void move_semantics() {
+    Record rec;
+    WebSocket a(g_url);
+    rec.watch(a);
+    CHECK(rec.wait_open());
+    const ws_handle handle = a.capi();
+
+    /* Move construction: the handle and its callbacks go along. */
+    WebSocket b(std::move(a));
+    CHECK(!a && a.capi() == 0);
+    CHECK(b && b.capi() == handle);
+    CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.send("from a moved-from socket"); }));
+    CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.ready_state(); }));
+    CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.protocol(); }));
+    CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.on_open([] {}); }));
+    b.send("after the move");
+    CHECK(rec.wait_messages(1));
+
+    /* Move assignment frees what the target held. */
+    Record other;
+    WebSocket c(g_url);
+    other.watch(c);
+    const ws_handle replaced = c.capi();
+    c = std::move(b);
+    CHECK(ws_ready_state(replaced) == WS_ERR_INVALID_HANDLE);
+    CHECK(c.capi() == handle && !b);
+    WebSocket &alias = c;
+    c = std::move(alias); /* self-move keeps the socket */
+    CHECK(c.capi() == handle);
+    c.send("after the assignment");
+    CHECK(rec.wait_messages(2));
+
+    /* A vector that reallocates moves its sockets; each keeps working. */
+    constexpr int count = 6;
+    std::vector<std::unique_ptr<Record>> records;
+    std::vector<WebSocket> sockets;
+    for (int i = 0; i < count; i++) {
+        records.push_back(std::make_unique<Record>());
+        sockets.emplace_back(g_url);
+        records.back()->watch(sockets.back());
+        const std::string text = "socket " + std::to_string(i);
+        sockets.back().on_open([text](SocketRef s) { s.send(text); });
+    }
+    for (int i = 0; i < count; i++) {
+        CHECK(records[i]->wait_messages(1));
+        records[i]->waiter.read([&] {
+            CHECK(!records[i]->texts.empty() && records[i]->texts[0] == "socket " + std::to_string(i));
+            return 0;
+        });
+    }
+    /* release() hands the handle over; the caller frees it. */
+    const ws_handle released = sockets.back().release();
+    CHECK(!sockets.back() && ws_ready_state(released) >= 0);
+    CHECK(ws_free(released) == WS_OK);
+    sockets.clear(); /* frees the rest; the records outlive them */
+}
+
+/* Set once a socket is destroyed: a callback that runs after that would
+ * also touch freed memory, which valgrind and ASan report. */
+struct Flow {
+    std::atomic<bool> destroyed{false};
+    std::atomic<int> late_calls{0};
+    std::atomic<int> messages{0};
+    test::Waiter waiter;
+};
+
+void destruction_while_messages_flow() {
+    for (int round = 0; round < 4; round++) {
+        auto flow = std::make_unique<Flow>();
+        Flow *f = flow.get();
+        auto ws = std::make_unique<WebSocket>(g_url);
+        Tracker tracker;
+        /* Each message is sent back: the echo keeps the socket busy. */
+        ws->on_message([f, tracker](SocketRef s, const Message &m) {
+            if (f->destroyed)
+                f->late_calls++;
+            f->waiter.update([&] { f->messages++; });
+            try {
+                s.send(m.text());
+            } catch (const Error &) {
+                /* closing: the ping-pong just stops */
+            }
+        });
+        ws->on_open([](SocketRef s) {
+            for (int i = 0; i < 8; i++)
+                s.send("ping-pong " + std::to_string(i));
+        });
+        /* Another thread sends too, through a SocketRef, until refused. */
+        const SocketRef ref = ws->ref();
+        std::thread sender([ref] {
+            for (;;) {
+                try {
+                    ref.send_binary(std::string(64, 'x'));
+                } catch (const Error &e) {
+                    if (e.status() == WS_ERR_INVALID_HANDLE)
+                        return;
+                }
+                std::this_thread::yield();
+            }
+        });
+        CHECK(f->waiter.wait([&] { return f->messages >= 100; }));
+        if (round % 2 == 0) {
+            ws.reset();
+        } else {
+            /* Destroyed from a thread other than the one that made it. */
+            std::thread([&ws] { ws.reset(); }).join();
+        }
+        f->destroyed = true;
+        sender.join();
+        CHECK(f->late_calls == 0);
+        flow.reset();
+    }
+
+    /* Destroyed from inside its own callback: ws_free does not wait for the
+     * running callback, and no other callback of it runs afterwards. */
+    auto flow = std::make_unique<Flow>();
+    Flow *f = flow.get();
+    auto holder = std::make_unique<WebSocket>(g_url);
+    WebSocket *raw = holder.get();
+    std::unique_ptr<WebSocket> *slot = &holder;
+    bool reset_done = false;
+    raw->on_open([](SocketRef s) {
+        for (int i = 0; i < 20; i++)
+            s.send("burst");
+    });
+    raw->on_message([f, slot, &reset_done](const Message &) {
+        if (f->destroyed)
+            f->late_calls++;
+        if (f->messages++ == 5) {
+            slot->reset();
+            f->destroyed = true;
+            f->waiter.update([&] { reset_done = true; });
+        }
+    });
+    CHECK(f->waiter.wait([&] { return reset_done; }));
+    CHECK(f->late_calls == 0);
+    CHECK(!holder);
+    flow.reset();
+}
+
+void second_unit() { CHECK(second_unit_echo(g_url)); }
+
+} // namespace
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: %s ws://127.0.0.1:PORT/\n", argv[0]);
+        return 2;
+    }
+    g_url = argv[1];
+    CHECK(wsembed::version() == WSEMBED_VERSION);
+
+    struct {
+        const char *name;
+        void (*run)();
+    } tests[] = {
+        {"echo cycle", echo_cycle},
+        {"exceptions", exceptions},
+        {"move semantics", move_semantics},
+        {"destruction while messages flow", destruction_while_messages_flow},
+        {"second translation unit", second_unit},
+    };
+    int passed = 0, failed = 0;
+    for (const auto &t : tests) {
+        const int before = test::failures();
+        std::printf("- %s\n", t.name);
+        std::fflush(stdout);
+        t.run();
+        if (test::failures() == before)
+            passed++;
+        else
+            failed++;
+    }
+
+    /* Joining the IO thread lets every pending finalizer finish: then no
+     * boxed callable may be left. */
+    wsembed::shutdown();
+    if (Tracker::live() != 0) {
+        std::printf("  FAIL: %d callable(s) not released by the C finalizer\n", Tracker::live().load());
+        failed++;
+    }
+    std::printf("cpp: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

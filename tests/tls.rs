@@ -1,0 +1,364 @@
+//! wss:// end to end: certificates made here with rcgen, a rustls server on
+//! 127.0.0.1, every trust decision checked.
+#![cfg(feature = "tls")]
+
+mod common;
+
+use std::ffi::CString;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+use wsembed::ffi::*;
+
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+    der: CertificateDer<'static>,
+}
+
+fn ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    Ca {
+        pem: cert.pem(),
+        der: cert.der().clone(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+struct Leaf {
+    pem: String,
+    der: CertificateDer<'static>,
+    key: KeyPair,
+}
+
+fn leaf(ca: &Ca, names: &[&str], expired: bool) -> Leaf {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    for n in names {
+        params.subject_alt_names.push(match n.parse() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName((*n).try_into().unwrap()),
+        });
+    }
+    if expired {
+        params.not_before = date_time_ymd(2001, 1, 1);
+        params.not_after = date_time_ymd(2002, 1, 1);
+    }
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    Leaf {
+        pem: cert.pem(),
+        der: cert.der().clone(),
+        key,
+    }
+}
+
+fn key_der(key: &KeyPair) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A wss echo server; with `client_ca`, it requires a client certificate
+/// signed by it.
+fn tls_server(cert: &Leaf, client_ca: Option<&Ca>) -> Server {
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            roots.add(ca.der.clone()).unwrap();
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
+                .build()
+                .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = Arc::new(
+        builder
+            .with_single_cert(vec![cert.der.clone()], key_der(&cert.key))
+            .unwrap(),
+    );
+    raw_server(move |tcp: TcpStream| {
+        let conn = ServerConnection::new(config.clone()).unwrap();
+        let tls = StreamOwned::new(conn, tcp);
+        if let Ok(ws) = tungstenite::accept(tls) {
+            let mut ws = ws;
+            loop {
+                match ws.read() {
+                    Ok(m @ (tungstenite::Message::Text(_) | tungstenite::Message::Binary(_))) => {
+                        if ws.send(m).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        }
+    })
+}
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsembed-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+fn options_with_ca_file(ca: &Ca, tag: &str) -> *mut ws_options {
+    let path = temp_file(&format!("{tag}-ca.pem"), &ca.pem);
+    let o = ws_options_new();
+    let p = cstr(path.to_str().unwrap());
+    assert_eq!(ws_options_set_ca_file(o, p.as_ptr()), WS_OK);
+    o
+}
+
+fn wss_url(server: &Server) -> String {
+    format!("wss://127.0.0.1:{}/", server.port)
+}
+
+fn echo_once(url: &str, options: *const ws_options) {
+    let r = Recorder::new();
+    let h = open_with(url, options);
+    r.bind_all(h);
+    r.wait_open();
+    assert_eq!(send_text(h, "secret"), WS_OK);
+    let big = vec![42u8; 300_000];
+    assert_eq!(ws_send_binary(h, big.as_ptr().cast(), big.len()), WS_OK);
+    let m = r.wait_messages(2);
+    assert_eq!(m[0], (b"secret".to_vec(), false));
+    assert!(m[1].1 && m[1].0 == big);
+    assert_eq!(ws_close(h), WS_OK);
+    let events = r.wait_close();
+    assert_protocol_order(&events);
+    assert!(
+        matches!(events.last(), Some(Ev::Close(1005, _, true))),
+        "{events:?}"
+    );
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+fn expect_tls_error(url: &str, options: *const ws_options, text: &str) {
+    let r = Recorder::new();
+    let h = open_with(url, options);
+    r.bind_all(h);
+    let events = r.wait_close();
+    match &events[..] {
+        [Ev::Error(WS_ERR_TLS, m), Ev::Close(1006, _, false)] => {
+            assert!(m.contains(text), "{m:?} lacks {text:?}")
+        }
+        other => panic!("expected a TLS error then close: {other:?}"),
+    }
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+#[test]
+fn the_build_has_tls() {
+    assert!(ws_has_tls());
+}
+
+#[test]
+fn echo_with_a_private_ca_from_a_file_and_from_pem_text() {
+    let ca = ca("wsembed test CA");
+    let server = tls_server(&leaf(&ca, &["127.0.0.1", "localhost"], false), None);
+    let o = options_with_ca_file(&ca, "file");
+    echo_once(&wss_url(&server), o);
+    // By name: SNI and a DNS SAN.
+    echo_once(&format!("wss://localhost:{}/", server.port), o);
+    ws_options_free(o);
+
+    let o = ws_options_new();
+    let pem = cstr(&ca.pem);
+    assert_eq!(ws_options_set_ca_pem(o, pem.as_ptr()), WS_OK);
+    echo_once(&wss_url(&server), o);
+    ws_options_free(o);
+}
+
+#[test]
+fn untrusted_wrong_name_and_expired_certificates_are_rejected() {
+    let ca = ca("wsembed test CA");
+    let good = tls_server(&leaf(&ca, &["127.0.0.1"], false), None);
+    expect_tls_error(&wss_url(&good), std::ptr::null(), "unknown authority");
+
+    let o = options_with_ca_file(&ca, "names");
+    let other = tls_server(&leaf(&ca, &["other.example"], false), None);
+    expect_tls_error(&wss_url(&other), o, "not valid for");
+    let expired = tls_server(&leaf(&ca, &["127.0.0.1"], true), None);
+    expect_tls_error(&wss_url(&expired), o, "expired");
+    ws_options_free(o);
+}
+
+#[test]
+fn insecure_mode_accepts_what_verification_refuses() {
+    let ca = ca("untrusted CA");
+    let server = tls_server(&leaf(&ca, &["other.example"], true), None);
+    let o = ws_options_new();
+    assert_eq!(ws_options_set_insecure_skip_verify(o, true), WS_OK);
+    echo_once(&wss_url(&server), o);
+    ws_options_free(o);
+}
+
+#[test]
+fn mutual_tls() {
+    let server_ca = ca("server CA");
+    let client_ca = ca("client CA");
+    let server = tls_server(&leaf(&server_ca, &["127.0.0.1"], false), Some(&client_ca));
+    let client = leaf(&client_ca, &["client.example"], false);
+    let cert = temp_file("client.pem", &client.pem);
+    let key = temp_file("client.key", &client.key.serialize_pem());
+
+    let o = options_with_ca_file(&server_ca, "mtls");
+    // Without a client certificate the server refuses the handshake.
+    let r = Recorder::new();
+    let h = open_with(&wss_url(&server), o);
+    r.bind_all(h);
+    let events = r.wait_close();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Ev::Error(WS_ERR_TLS | WS_ERR_IO | WS_ERR_HANDSHAKE, _),
+                Ev::Close(1006, _, false)
+            ]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(ws_free(h), WS_OK);
+
+    let (c, k) = (cstr(cert.to_str().unwrap()), cstr(key.to_str().unwrap()));
+    assert_eq!(ws_options_set_client_cert(o, c.as_ptr(), k.as_ptr()), WS_OK);
+    echo_once(&wss_url(&server), o);
+    ws_options_free(o);
+}
+
+#[test]
+fn bad_trust_files_fail_at_open() {
+    let o = ws_options_new();
+    let missing = cstr("/nonexistent/ca.pem");
+    assert_eq!(ws_options_set_ca_file(o, missing.as_ptr()), WS_OK);
+    let url = cstr("wss://127.0.0.1:1/");
+    assert_eq!(ws_open_ex(url.as_ptr(), o), 0);
+    assert!(last_error().contains("CA file"), "{}", last_error());
+    ws_options_free(o);
+
+    let o = ws_options_new();
+    let junk = cstr("not a certificate");
+    assert_eq!(ws_options_set_ca_pem(o, junk.as_ptr()), WS_OK);
+    assert_eq!(ws_open_ex(url.as_ptr(), o), 0);
+    ws_options_free(o);
+}
+
+#[test]
+fn a_tls_peer_that_stalls_mid_handshake_hits_the_connect_timeout() {
+    let server = raw_server(|s| {
+        thread::sleep(Duration::from_secs(30));
+        drop(s);
+    });
+    let o = ws_options_new();
+    assert_eq!(ws_options_set_connect_timeout_ms(o, 300), WS_OK);
+    assert_eq!(ws_options_set_insecure_skip_verify(o, true), WS_OK);
+    let r = Recorder::new();
+    let h = open_with(&wss_url(&server), o);
+    ws_options_free(o);
+    r.bind_all(h);
+    let events = r.wait_close();
+    assert!(
+        matches!(
+            &events[..],
+            [Ev::Error(WS_ERR_TIMEOUT, _), Ev::Close(1006, _, false)]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+#[test]
+fn two_hundred_wss_sockets_at_once() {
+    let ca = ca("wsembed test CA");
+    let server = tls_server(&leaf(&ca, &["127.0.0.1"], false), None);
+    let o = options_with_ca_file(&ca, "many");
+    let recorders: Vec<_> = (0..200).map(|_| Recorder::new()).collect();
+    let handles: Vec<_> = recorders
+        .iter()
+        .map(|r| {
+            let h = open_with(&wss_url(&server), o);
+            r.bind_all(h);
+            h
+        })
+        .collect();
+    ws_options_free(o);
+    for (r, &h) in recorders.iter().zip(&handles) {
+        r.wait_open();
+        assert_eq!(send_text(h, &format!("n{h}")), WS_OK);
+    }
+    for (r, &h) in recorders.iter().zip(&handles) {
+        assert_eq!(r.wait_messages(1)[0].0, format!("n{h}").into_bytes());
+    }
+    for h in handles {
+        assert_eq!(ws_free(h), WS_OK);
+    }
+}
+
+#[test]
+fn ipv6_literal_verifies_against_an_ip_san() {
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; nothing to test");
+        return;
+    };
+    drop(listener);
+    let ca = ca("wsembed test CA");
+    let cert = leaf(&ca, &["::1"], false);
+    // The shared helper listens on 127.0.0.1; this one needs [::1].
+    let listener = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = Arc::new(
+        ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der.clone()], key_der(&cert.key))
+            .unwrap(),
+    );
+    thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let conn = ServerConnection::new(config.clone()).unwrap();
+            if let Ok(ws) = tungstenite::accept(StreamOwned::new(conn, tcp)) {
+                echo_tls(ws);
+            }
+        }
+    });
+    let o = options_with_ca_file(&ca, "v6");
+    echo_once(&format!("wss://[::1]:{port}/"), o);
+    ws_options_free(o);
+}
+
+fn echo_tls(mut ws: tungstenite::WebSocket<StreamOwned<ServerConnection, TcpStream>>) {
+    while let Ok(m) = ws.read() {
+        if (m.is_text() || m.is_binary()) && ws.send(m).is_err() {
+            return;
+        }
+    }
+}
