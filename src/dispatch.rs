@@ -8,13 +8,9 @@
 //! socket's gate: `ws_free` waits for the gate, so once it returns no
 //! snapshot is left that could run a finalizer later.
 
-use std::sync::Weak;
-
 use tungstenite::Message;
 
-use crate::event::{
-    message_view, open_view, Binding, CloseRecord, ErrorRecord, EventKind, EventView,
-};
+use crate::event::{message_view, open_view, Binding, CloseRecord, ErrorRecord, EventView};
 use crate::panic_guard;
 use crate::socket::{Replay, Socket};
 use crate::status::AsyncErrorKind;
@@ -46,6 +42,7 @@ fn call_all<'a>(
 
 impl Dispatcher {
     pub fn open(&mut self, socket: &Socket) {
+        self.replay(socket);
         socket.with_gate(|| {
             let list = socket.record_open();
             call_all(socket, list.iter().map(|b| &**b), &open_view());
@@ -53,6 +50,7 @@ impl Dispatcher {
     }
 
     pub fn error(&mut self, socket: &Socket, kind: AsyncErrorKind, message: &str) {
+        self.replay(socket);
         socket.with_gate(|| {
             let (list, record) = socket.record_error(ErrorRecord::new(kind, message));
             call_all(socket, list.iter().map(|b| &**b), &record.view());
@@ -62,6 +60,7 @@ impl Dispatcher {
     /// Marks the socket CLOSED and delivers its one `close` event.
     pub fn close(&mut self, socket: &Socket, record: CloseRecord) {
         socket.mark_closed();
+        self.replay(socket);
         socket.with_gate(|| {
             let (list, record) = socket.record_close(record);
             call_all(socket, list.iter().map(|b| &**b), &record.view());
@@ -76,6 +75,7 @@ impl Dispatcher {
 
     /// Delivers held messages in order while a listener is bound.
     pub fn deliver_held(&mut self, socket: &Socket) {
+        self.replay(socket);
         let scratch = &mut self.scratch;
         socket.with_gate(|| {
             while let Some((message, list)) = socket.next_held() {
@@ -101,20 +101,28 @@ impl Dispatcher {
         });
     }
 
-    /// Gives a listener bound late the event of its kind that happened.
-    pub fn replay(&mut self, socket: &Socket, kind: EventKind, binding: &Weak<Binding>) {
+    /// Gives listeners bound late the events of their kinds that already
+    /// happened. Runs before every later delivery, so a late `open` still
+    /// comes before the messages.
+    pub fn replay(&mut self, socket: &Socket) {
+        let pending = socket.take_replays();
+        if pending.is_empty() {
+            return;
+        }
         socket.with_gate(|| {
-            let Some(binding) = binding.upgrade() else {
-                return;
-            };
-            let Some(event) = socket.recorded(kind) else {
-                return;
-            };
-            let one = std::iter::once(&*binding);
-            match event {
-                Replay::Open => call_all(socket, one, &open_view()),
-                Replay::Error(record) => call_all(socket, one, &record.view()),
-                Replay::Close(record) => call_all(socket, one, &record.view()),
+            for (kind, binding) in &pending {
+                let Some(binding) = binding.upgrade() else {
+                    continue;
+                };
+                let Some(event) = socket.recorded(*kind) else {
+                    continue;
+                };
+                let one = std::iter::once(&*binding);
+                match event {
+                    Replay::Open => call_all(socket, one, &open_view()),
+                    Replay::Error(record) => call_all(socket, one, &record.view()),
+                    Replay::Close(record) => call_all(socket, one, &record.view()),
+                }
             }
         });
     }

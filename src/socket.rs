@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::{self, ThreadId};
 
 use tungstenite::Message;
@@ -86,6 +86,9 @@ pub struct Socket {
     close_request: Mutex<Option<CloseRequest>>,
     protocol: OnceLock<String>,
     listeners: Mutex<Listeners>,
+    /// Late listeners waiting for the event they missed.
+    replays: Mutex<Vec<(EventKind, Weak<Binding>)>>,
+    has_replays: AtomicBool,
     freed: AtomicBool,
     gate: Mutex<Gate>,
     gate_changed: Condvar,
@@ -129,6 +132,8 @@ impl Socket {
             close_request: Mutex::new(None),
             protocol: OnceLock::new(),
             listeners: Mutex::new(Listeners::default()),
+            replays: Mutex::new(Vec::new()),
+            has_replays: AtomicBool::new(false),
             freed: AtomicBool::new(false),
             gate: Mutex::new(Gate::default()),
             gate_changed: Condvar::new(),
@@ -295,7 +300,12 @@ impl Socket {
                     EventKind::Message => false,
                 };
                 if happened {
-                    Some(Command::Replay(self.handle, kind, weak))
+                    // Queued on the socket, not in the command: the IO
+                    // thread runs pending replays before delivering any
+                    // later event, so they keep protocol order.
+                    lock(&self.replays).push((kind, weak));
+                    self.has_replays.store(true, Ordering::Release);
+                    Some(Command::Replay(self.handle))
                 } else if kind == EventKind::Message && !l.held.is_empty() {
                     Some(Command::DeliverHeld(self.handle))
                 } else {
@@ -449,6 +459,15 @@ impl Socket {
                 .options
                 .max_send_queue
                 .max(self.options.max_message_size)
+    }
+
+    /// Takes the pending replays to late listeners, oldest first.
+    pub fn take_replays(&self) -> Vec<(EventKind, Weak<Binding>)> {
+        if !self.has_replays.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        self.has_replays.store(false, Ordering::Release);
+        std::mem::take(&mut *lock(&self.replays))
     }
 
     /// The recorded event of `kind`, for a replay to a late listener.

@@ -10,12 +10,11 @@ pub(crate) use stream::Route;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle, ThreadId};
 
 use mio::{Poll, Token, Waker};
 
-use crate::event::{Binding, EventKind};
 use crate::socket::Socket;
 use crate::status::{Error, ErrorKind, Result};
 
@@ -27,9 +26,9 @@ pub enum Command {
     /// The socket's close request is set.
     Close(u64),
     Free(u64),
-    /// Give a late listener the event of its kind that already happened.
-    /// Weak, so an unbind or free still finalizes the binding at once.
-    Replay(u64, EventKind, Weak<Binding>),
+    /// Late listeners wait for the events they missed (the socket holds
+    /// the list, with weak references so unbind or free still finalize).
+    Replay(u64),
     /// A `message` listener was bound while messages were held.
     DeliverHeld(u64),
     Resolved(u64, io::Result<Vec<SocketAddr>>),

@@ -170,9 +170,9 @@ impl Reactor {
             Command::Resolved(handle, result) => {
                 self.with_connection(handle, |c, ctx| c.on_resolved(ctx, result))
             }
-            Command::Replay(handle, kind, binding) => {
+            Command::Replay(handle) => {
                 if let Some(socket) = registry::get(handle) {
-                    self.dispatcher.replay(&socket, kind, &binding);
+                    self.dispatcher.replay(&socket);
                 }
             }
             Command::DeliverHeld(handle) => {

@@ -1,0 +1,115 @@
+"""wsembed.aio: the asyncio client. Each test runs its own event loop."""
+
+import asyncio
+import threading
+
+import pytest
+
+import wsembed
+import wsembed.aio
+from servers import DEADLINE, free_port
+from wsembed import errors
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, DEADLINE))
+
+
+def test_send_recv_and_close(echo_url):
+    async def main():
+        async with wsembed.aio.connect(echo_url) as ws:
+            await ws.send("text ✓")
+            await ws.send(bytearray(b"\x00binary"))
+            first = await ws.recv()
+            second = await ws.recv()
+        return first, second, ws.readyState
+
+    assert run(main()) == ("text ✓", b"\x00binary", wsembed.CLOSED)
+
+
+def test_events_arrive_on_the_loop_thread(python_server):
+    async def main():
+        loop_thread = threading.get_ident()
+        seen = []
+        ws = await wsembed.aio.connect(python_server.url())
+        original = ws._inbox.record_message
+
+        def record(data):
+            seen.append(threading.get_ident())
+            original(data)
+
+        ws._inbox.record_message = record
+        await ws.send("x")
+        await ws.recv()
+        await ws.close()
+        return seen == [loop_thread]
+
+    assert run(main())
+
+
+def test_async_for_ends_at_a_clean_close(python_server):
+    async def main():
+        received = []
+        async with wsembed.aio.connect(python_server.url("/send/3")) as ws:
+            async for message in ws:
+                received.append(message)
+                if len(received) == 3:
+                    await ws.close()
+        return received, ws.close_code
+
+    assert run(main()) == (["0", "1", "2"], 1005)
+
+
+def test_server_close_raises_on_recv(python_server):
+    async def main():
+        ws = await wsembed.aio.connect(python_server.url("/close/4002"))
+        await ws.wait_closed()
+        with pytest.raises(wsembed.ConnectionClosed) as info:
+            await ws.recv()
+        await ws.close()
+        return info.value.code, info.value.reason
+
+    assert run(main()) == (4002, "bye")
+
+
+def test_connect_failure_raises_connection_closed():
+    async def main():
+        with pytest.raises(wsembed.ConnectionClosed) as info:
+            await wsembed.aio.connect("ws://127.0.0.1:{}/".format(free_port()))
+        return info.value.status
+
+    assert run(main()) == errors._ffi.WS_ERR_CONNECT
+
+
+def test_recv_can_be_bounded_and_cancelled(python_server):
+    async def main():
+        async with wsembed.aio.connect(python_server.url()) as ws:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(ws.recv(), 0.2)
+            # A cancelled recv leaves the next one working.
+            await ws.send("after the timeout")
+            return await ws.recv()
+
+    assert run(main()) == "after the timeout"
+
+
+def test_many_concurrent_connections(echo_url):
+    async def one(i):
+        async with wsembed.aio.connect(echo_url) as ws:
+            await ws.send("n{}".format(i))
+            return await ws.recv()
+
+    async def main():
+        return await asyncio.gather(*(one(i) for i in range(50)))
+
+    assert run(main()) == ["n{}".format(i) for i in range(50)]
+
+
+def test_connection_dropped_with_its_loop(python_server):
+    # The loop ends with the socket still open: events that come later
+    # find the loop closed and are dropped quietly.
+    async def main():
+        return await wsembed.aio.connect(python_server.url("/send/5"))
+
+    ws = run(main())
+    del ws

@@ -1,0 +1,193 @@
+"""Lifetimes: many sockets, garbage collection of open sockets, freeing
+from inside callbacks, and interpreter exit with sockets open."""
+
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+from recorder import Recorder
+from servers import DEADLINE, wait_until
+from wsembed import _callbacks, _ffi, websocket
+from wsembed._ffi import lib
+
+
+def handle_is_freed(handle):
+    return lib.ws_ready_state(handle) == _ffi.WS_ERR_INVALID_HANDLE
+
+
+def test_a_thousand_sockets_at_once(echo_url):
+    sockets, recorders = [], []
+    for i in range(1000):
+        ws = websocket.WebSocket(echo_url)
+        recorder = Recorder()
+        ws.bind("message", recorder)
+        ws.bind("open", lambda evt, ws=ws, i=i: ws.send("socket {}".format(i)))
+        sockets.append(ws)
+        recorders.append(recorder)
+    for i, recorder in enumerate(recorders):
+        recorder.wait_type("message")
+        assert recorder.data() == ["socket {}".format(i)]
+    closed = Recorder()
+    for ws in sockets:
+        ws.bind("close", closed)
+        ws.close()
+    closed.wait_type("close", 1000)
+    assert all(e.wasClean for e in closed.events)
+    handles = [ws._native.handle for ws in sockets]
+    # Events refer to their WebSocket (evt.target): drop them too.
+    del sockets, ws, recorders, recorder, closed
+    gc.collect()
+    assert all(handle_is_freed(h) for h in handles)
+
+
+def test_ten_thousand_sockets_leak_nothing(rust_server):
+    # Open, bind and drop 10,000 sockets: each handle is freed as its
+    # WebSocket goes, and with it every binding and its key.
+    baseline = _callbacks.live_keys()
+    url = rust_server.url()
+    handles = []
+    for _ in range(10_000):
+        ws = websocket.WebSocket(url)
+        ws.bind("message", print)
+        ws.bind("close", print)
+        handles.append(ws._native.handle)
+    del ws
+    gc.collect()
+    assert wait_until(lambda: _callbacks.live_keys() == baseline)
+    assert all(handle_is_freed(h) for h in handles)
+
+
+def test_garbage_collection_frees_an_open_socket(python_server):
+    ws = websocket.WebSocket(python_server.url("/collected"))
+    # Kept events would keep their WebSocket (evt.target): keep types only.
+    types = []
+    opened = threading.Event()
+    ws.bind("open", lambda evt: (types.append(evt.type), opened.set()))
+    ws.bind("close", lambda evt: types.append(evt.type))
+    assert opened.wait(DEADLINE)
+    handle = ws._native.handle
+    # A callback that refers to its socket makes a cycle: the collector
+    # must still free it.
+    ws.bind("message", lambda evt: ws.send(evt.data))
+    del ws
+    gc.collect()
+    assert handle_is_freed(handle)
+    # Freed while open: closed with 1001 (going away), without more events.
+    assert python_server.wait_closes(lambda closes: ("/collected", 1001) in closes)
+    assert types == ["open"]
+
+
+def test_free_from_inside_its_own_callback(echo_url):
+    ws = websocket.WebSocket(echo_url)
+    freed = threading.Event()
+    after = Recorder()
+
+    def on_message(evt):
+        evt.target.free()
+        freed.set()
+
+    ws.bind("message", on_message)
+    ws.bind("message", after)  # bound after: never runs once freed
+    ws.bind("open", lambda: ws.send("free me"))
+    assert freed.wait(DEADLINE)
+    assert handle_is_freed(ws._native.handle)
+    assert after.events == []
+
+
+def test_last_reference_dropped_on_the_io_thread(python_server):
+    # The only reference lives in a callback's closure; clearing it there
+    # collects the WebSocket on the IO thread, inside the callback, whose
+    # finalizer calls ws_free (which does not wait for itself).
+    holder = {"ws": websocket.WebSocket(python_server.url())}
+    handle = holder["ws"]._native.handle
+    done = threading.Event()
+
+    def on_open():
+        holder.clear()
+        gc.collect()
+        done.set()
+
+    holder["ws"].bind("open", on_open)
+    assert done.wait(DEADLINE)
+    assert wait_until(lambda: handle_is_freed(handle))
+
+
+def test_with_block_inside_a_callback_does_not_wait(python_server):
+    ws = websocket.WebSocket(python_server.url())
+    done = threading.Event()
+
+    def on_open():
+        with websocket.WebSocket(python_server.url()):
+            pass
+        done.set()
+
+    ws.bind("open", on_open)
+    assert done.wait(DEADLINE)
+    ws.free()
+
+
+EXIT_SCRIPT = textwrap.dedent(
+    """
+    import sys, threading
+    from wsembed import websocket
+    import wsembed
+    opened = threading.Semaphore(0)
+    sockets = []
+    for i in range(20):
+        ws = websocket.WebSocket(sys.argv[1])
+        ws.bind("open", lambda: opened.release())
+        ws.bind("message", lambda evt: None)
+        ws.bind("close", lambda evt: print("close callback ran at exit"))
+        sockets.append(ws)
+    for _ in sockets:
+        assert opened.acquire(timeout=30)
+    for ws in sockets:
+        ws.send("left open")
+    blocking = wsembed.connect(sys.argv[1])
+    cycle = websocket.WebSocket(sys.argv[1])
+    cycle.bind("message", lambda evt: cycle.send("x"))
+    print("exiting with sockets open", flush=True)
+    """
+)
+
+
+def test_interpreter_exit_with_open_sockets(echo_url):
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    result = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, echo_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=DEADLINE,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode() == "exiting with sockets open\n"
+    assert result.stderr.decode() == ""
+
+
+def test_interpreter_exit_from_a_callback_thread_state(python_server):
+    # Exit while the IO thread is inside a Python callback.
+    script = textwrap.dedent(
+        """
+        import sys, threading, time
+        from wsembed import websocket
+        inside = threading.Event()
+        def on_open():
+            inside.set()
+            time.sleep(0.5)
+        ws = websocket.WebSocket(sys.argv[1])
+        ws.bind("open", on_open)
+        assert inside.wait(30)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, python_server.url()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=DEADLINE,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr.decode() == ""

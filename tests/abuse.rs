@@ -1,0 +1,368 @@
+//! API abuse: a seeded random walk over the whole C API from 4 threads and
+//! from inside callbacks, with zero, stale and random handles, NULL pointers
+//! and random bytes. Checked: every status code is one the call may give;
+//! per socket, events in protocol order with at most one close; no callback
+//! after `ws_free` returns; every `ws_bind_ex` finalizer exactly once.
+//!
+//! `WSEMBED_ABUSE_OPS` sets the operation count (default 100,000) and
+//! `WSEMBED_ABUSE_SEED` the seed (default: time-based, printed on failure).
+
+mod common;
+
+use std::collections::HashMap;
+use std::ffi::{c_void, CString};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use common::*;
+use wsembed::ffi::*;
+
+/// xorshift64*: small, seedable, good enough to pick operations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// What the callbacks and the checks share about one socket.
+#[derive(Default)]
+struct SocketLog {
+    kinds: Mutex<Vec<u32>>,
+    /// Set right after a `ws_free` of this socket returned WS_OK.
+    freed: AtomicBool,
+}
+
+struct World {
+    url: CString,
+    live: Mutex<Vec<ws_handle>>,
+    stale: Mutex<Vec<ws_handle>>,
+    logs: Mutex<HashMap<ws_handle, Arc<SocketLog>>>,
+    after_free: AtomicUsize,
+    binds: AtomicUsize,
+    finalized: AtomicUsize,
+    ops: AtomicU64,
+    opened: AtomicUsize,
+}
+
+static WORLD: std::sync::OnceLock<World> = std::sync::OnceLock::new();
+
+fn world() -> &'static World {
+    WORLD.get().unwrap()
+}
+
+fn log_of(h: ws_handle) -> Arc<SocketLog> {
+    world().logs.lock().unwrap().entry(h).or_default().clone()
+}
+
+/// Userdata of each binding, released by the finalizer. Only the four
+/// bindings made right after `ws_open` record the event order; the random
+/// extra ones (which get late replays) only check for calls after free.
+struct Userdata {
+    log: Arc<SocketLog>,
+    records_order: bool,
+}
+
+unsafe extern "C" fn on_event(h: ws_handle, e: *const ws_event, ud: *mut c_void) {
+    // SAFETY: ud is the Box<Userdata> leaked by `bind`, alive until the
+    // finalizer; e is valid during the call.
+    let (ud, e) = unsafe { (&*(ud as *const Userdata), &*e) };
+    let log = &ud.log;
+    if log.freed.load(Ordering::SeqCst) {
+        world().after_free.fetch_add(1, Ordering::SeqCst);
+    }
+    if ud.records_order {
+        log.kinds.lock().unwrap().push(e.kind);
+    }
+    // Sometimes act from inside the callback, as real code does.
+    let mut rng = Rng(e.len as u64 ^ h.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5);
+    match rng.below(40) {
+        0 => {
+            let s = ws_send(h, c"from a callback".as_ptr());
+            assert!(
+                [
+                    WS_OK,
+                    WS_ERR_INVALID_STATE,
+                    WS_ERR_INVALID_HANDLE,
+                    WS_ERR_QUEUE_FULL
+                ]
+                .contains(&s),
+                "{s}"
+            );
+        }
+        1 => {
+            let s = ws_close(h);
+            assert!([WS_OK, WS_ERR_INVALID_HANDLE].contains(&s), "{s}");
+        }
+        2 if e.kind == WS_EVENT_MESSAGE && ws_free(h) == WS_OK => {
+            log.freed.store(true, Ordering::SeqCst);
+            world().stale.lock().unwrap().push(h);
+        }
+        3 => bind(h, rng.below(6) as u32, false),
+        _ => {}
+    }
+}
+
+unsafe extern "C" fn release(ud: *mut c_void) {
+    // SAFETY: from Box::into_raw in `bind`; the finalizer runs once.
+    drop(unsafe { Box::from_raw(ud as *mut Userdata) });
+    world().finalized.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Binds a fresh userdata (never a duplicate pair) to `kind`, which may be
+/// out of range; every call, failed or not, must finalize exactly once.
+fn bind(h: ws_handle, kind: u32, records_order: bool) {
+    let ud = Box::into_raw(Box::new(Userdata {
+        log: log_of(h),
+        records_order,
+    })) as *mut c_void;
+    world().binds.fetch_add(1, Ordering::SeqCst);
+    let s = ws_bind_ex(h, kind, Some(on_event), ud, Some(release));
+    assert!(
+        [WS_OK, WS_ERR_INVALID_HANDLE, WS_ERR_INVALID_ARGUMENT].contains(&s),
+        "bind {s}"
+    );
+    if (1..=4).contains(&kind) && s == WS_ERR_INVALID_ARGUMENT {
+        panic!("valid kind {kind} refused");
+    }
+}
+
+fn pick_handle(rng: &mut Rng) -> ws_handle {
+    let w = world();
+    match rng.below(10) {
+        0 => 0,
+        1 => rng.next(),
+        2 => w.stale.lock().unwrap().last().copied().unwrap_or(u64::MAX),
+        _ => {
+            let live = w.live.lock().unwrap();
+            if live.is_empty() {
+                0
+            } else {
+                live[rng.below(live.len() as u64) as usize]
+            }
+        }
+    }
+}
+
+fn step(rng: &mut Rng) {
+    let w = world();
+    w.ops.fetch_add(1, Ordering::Relaxed);
+    let h = pick_handle(rng);
+    let ok_or_handle = |s: i32, extra: &[i32]| {
+        assert!(
+            s == WS_OK || s == WS_ERR_INVALID_HANDLE || extra.contains(&s),
+            "status {s}"
+        );
+    };
+    match rng.below(20) {
+        0 | 1 => {
+            if w.live.lock().unwrap().len() >= 40 {
+                return;
+            }
+            let h = ws_open(w.url.as_ptr());
+            assert_ne!(h, 0);
+            w.opened.fetch_add(1, Ordering::Relaxed);
+            for kind in [
+                WS_EVENT_OPEN,
+                WS_EVENT_MESSAGE,
+                WS_EVENT_ERROR,
+                WS_EVENT_CLOSE,
+            ] {
+                bind(h, kind, true);
+            }
+            w.live.lock().unwrap().push(h);
+        }
+        2 => {
+            let bad = [
+                c"http://x/".as_ptr(),
+                c"ws://a/#f".as_ptr(),
+                c"".as_ptr(),
+                ptr::null(),
+            ];
+            assert_eq!(ws_open(bad[rng.below(4) as usize]), 0);
+        }
+        3 => bind(h, rng.below(7) as u32, false),
+        4 => ok_or_handle(
+            ws_unbind(h, rng.below(6) as u32, Some(on_event), ptr::null_mut()),
+            &[WS_ERR_INVALID_ARGUMENT],
+        ),
+        5..=8 => {
+            let n = rng.below(300) as usize;
+            let data = rng.bytes(n);
+            let s = if rng.below(2) == 0 {
+                ws_send_text(h, data.as_ptr().cast(), data.len())
+            } else {
+                ws_send_binary(h, data.as_ptr().cast(), data.len())
+            };
+            ok_or_handle(
+                s,
+                &[WS_ERR_INVALID_STATE, WS_ERR_INVALID_UTF8, WS_ERR_QUEUE_FULL],
+            );
+        }
+        9 => ok_or_handle(ws_send(h, ptr::null()), &[WS_ERR_INVALID_ARGUMENT]),
+        10 => {
+            let code = [1000, 3000, 4999, 0, 999, 1001, 1005, 5000][rng.below(8) as usize];
+            let reason = CString::new("x".repeat(rng.below(130) as usize)).unwrap();
+            ok_or_handle(
+                ws_close_ex(h, code, reason.as_ptr()),
+                &[WS_ERR_INVALID_ARGUMENT, WS_ERR_INVALID_UTF8],
+            );
+        }
+        11 => ok_or_handle(ws_close(h), &[]),
+        12 | 13 => {
+            if ws_free(h) == WS_OK {
+                log_of(h).freed.store(true, Ordering::SeqCst);
+                w.live.lock().unwrap().retain(|&x| x != h);
+                w.stale.lock().unwrap().push(h);
+            }
+        }
+        14 => {
+            let s = ws_ready_state(h);
+            assert!(
+                (WS_CONNECTING..=WS_CLOSED).contains(&s) || s == WS_ERR_INVALID_HANDLE,
+                "{s}"
+            );
+        }
+        15 => {
+            let _ = ws_buffered_amount(h);
+        }
+        16 => {
+            let mut buf = vec![0i8; rng.below(40) as usize];
+            let n = ws_url(h, buf.as_mut_ptr(), buf.len());
+            if !buf.is_empty() && n > 0 {
+                assert!(buf.contains(&0), "NUL-terminated");
+            }
+            let _ = ws_protocol(h, ptr::null_mut(), 0);
+        }
+        17 => {
+            // Arguments that must be refused whatever the handle.
+            ok_or_handle(
+                ws_send_binary(h, ptr::null(), 3),
+                &[WS_ERR_INVALID_ARGUMENT],
+            );
+            ok_or_handle(
+                ws_bind(h, WS_EVENT_OPEN, None, ptr::null_mut()),
+                &[WS_ERR_INVALID_ARGUMENT],
+            );
+        }
+        18 => {
+            // Process-wide: rare.
+            if rng.below(2000) == 0 {
+                ws_shutdown();
+            }
+        }
+        _ => {
+            let _ = ws_strerror(rng.next() as i32);
+            let _ = ws_last_error();
+        }
+    }
+}
+
+/// open?, message*, error?, close? and nothing after the close.
+fn check_order(h: ws_handle, kinds: &[u32]) {
+    let rank = |k: u32| match k {
+        WS_EVENT_OPEN => 0,
+        WS_EVENT_MESSAGE => 1,
+        WS_EVENT_ERROR => 2,
+        _ => 3,
+    };
+    assert!(
+        kinds.windows(2).all(|w| rank(w[0]) <= rank(w[1])),
+        "socket {h} out of order: {kinds:?}"
+    );
+    for once in [WS_EVENT_OPEN, WS_EVENT_ERROR, WS_EVENT_CLOSE] {
+        assert!(
+            kinds.iter().filter(|&&k| k == once).count() <= 1,
+            "socket {h}: {kinds:?}"
+        );
+    }
+}
+
+#[test]
+fn random_walk_over_the_api() {
+    let server = echo_server();
+    WORLD
+        .set(World {
+            url: server.curl(),
+            live: Mutex::new(Vec::new()),
+            stale: Mutex::new(Vec::new()),
+            logs: Mutex::new(HashMap::new()),
+            after_free: AtomicUsize::new(0),
+            binds: AtomicUsize::new(0),
+            finalized: AtomicUsize::new(0),
+            ops: AtomicU64::new(0),
+            opened: AtomicUsize::new(0),
+        })
+        .ok()
+        .unwrap();
+    let total: u64 = std::env::var("WSEMBED_ABUSE_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let seed: u64 = std::env::var("WSEMBED_ABUSE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("WSEMBED_ABUSE_SEED={seed} WSEMBED_ABUSE_OPS={total}");
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            thread::spawn(move || {
+                let mut rng = Rng(seed.wrapping_add(t.wrapping_mul(0x9E37_79B9)) | 1);
+                for _ in 0..total / 4 {
+                    step(&mut rng);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a worker failed: see the seed above");
+    }
+    let w = world();
+    for h in std::mem::take(&mut *w.live.lock().unwrap()) {
+        if ws_free(h) == WS_OK {
+            log_of(h).freed.store(true, Ordering::SeqCst);
+        }
+    }
+    ws_shutdown();
+    // Every binding ended: each finalizer ran exactly once.
+    wait_until("every finalizer", || {
+        w.finalized.load(Ordering::SeqCst) >= w.binds.load(Ordering::SeqCst)
+    });
+    assert_eq!(
+        w.finalized.load(Ordering::SeqCst),
+        w.binds.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        w.after_free.load(Ordering::SeqCst),
+        0,
+        "callbacks after ws_free"
+    );
+    for (h, log) in w.logs.lock().unwrap().iter() {
+        check_order(*h, &log.kinds.lock().unwrap());
+    }
+    let ops = w.ops.load(Ordering::SeqCst);
+    assert!(ops >= total / 4 * 4, "{ops}");
+    println!(
+        "operations: {ops}, sockets opened: {}, bindings finalized: {}",
+        w.opened.load(Ordering::SeqCst),
+        w.finalized.load(Ordering::SeqCst)
+    );
+}
