@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use common::*;
 
@@ -46,8 +46,20 @@ fn lib_dir() -> PathBuf {
         .clone()
 }
 
-/// Compiles tests/c/<name>.c with warnings as errors; returns the binary.
+/// Compiles tests/c/<name>.c with warnings as errors, once per test run
+/// (tests run in parallel: a binary being rewritten cannot be executed).
 pub fn compile_c(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap();
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let path = compile_c_now(name);
+    built.push((name.to_owned(), path.clone()));
+    path
+}
+
+fn compile_c_now(name: &str) -> PathBuf {
     let lib = lib_dir();
     let out = lib.join(format!("c-test-{name}"));
     let status = Command::new("cc")

@@ -23,10 +23,11 @@
  *   through the C library, so the wrapper calls std::terminate() instead
  *   (as std::thread does). Catch inside the callback.
  * - When a WebSocket is destroyed (or assigned over), no callback of it is
- *   running or will run once the destructor returns (ws_free's guarantee).
- *   The callables themselves are destroyed by the C finalizer: by then, or
- *   on the IO thread just after the last call returns, so their captured
- *   objects must tolerate being destroyed on another thread.
+ *   running or will run once the destructor returns (ws_free's guarantee),
+ *   and the callables, with what they captured, have been destroyed by the
+ *   C finalizer, on this thread or on the IO thread. Destroyed from inside
+ *   one of its own callbacks, the callables go right after that callback
+ *   returns.
  */
 #ifndef WSEMBED_HPP
 #define WSEMBED_HPP
@@ -46,6 +47,23 @@
 #include <vector>
 
 #include "wsembed.h"
+
+/* ThreadSanitizer cannot see the synchronization inside libwsembed (Rust,
+ * not instrumented), so in a TSan build the hand-offs that the C API
+ * guarantees are declared to it: ws_bind_ex before the callbacks it binds,
+ * each callback before the next one and before its finalizer, and all of
+ * them before ws_free returns. Nothing changes in other builds. */
+#if defined(__SANITIZE_THREAD__)
+#define WSEMBED_HPP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WSEMBED_HPP_TSAN 1
+#endif
+#endif
+#ifdef WSEMBED_HPP_TSAN
+extern "C" void __tsan_acquire(void *addr);
+extern "C" void __tsan_release(void *addr);
+#endif
 
 namespace wsembed {
 
@@ -113,6 +131,18 @@ template <class F> bool is_null(const F &f) noexcept {
 
 /* Bytes that a span-like argument can be sent as: contiguous, one byte per
  * element (char, unsigned char, std::byte, std::uint8_t...). */
+/* One synchronization object stands for the library's internal locks: a
+ * coarse model (every hand-off orders against every other), which can hide
+ * a race but never invents one. */
+#ifdef WSEMBED_HPP_TSAN
+inline char tsan_sync;
+inline void handoff_release() noexcept { __tsan_release(&tsan_sync); }
+inline void handoff_acquire() noexcept { __tsan_acquire(&tsan_sync); }
+#else
+inline void handoff_release() noexcept {}
+inline void handoff_acquire() noexcept {}
+#endif
+
 template <class C, class = void> struct is_byte_range : std::false_type {};
 template <class C>
 struct is_byte_range<C, std::void_t<decltype(std::data(std::declval<const C &>())),
@@ -376,24 +406,35 @@ using CloseFn = std::function<void(SocketRef, const CloseEvent &)>;
  * userdata. noexcept, because an exception must not unwind into the C
  * library: escaping one calls std::terminate(). */
 inline void call_open(ws_handle socket, const ws_event *, void *userdata) noexcept {
+    handoff_acquire();
     (*static_cast<OpenFn *>(userdata))(SocketRef(socket));
+    handoff_release();
 }
 inline void call_message(ws_handle socket, const ws_event *event, void *userdata) noexcept {
+    handoff_acquire();
     const Message message(*event);
     (*static_cast<MessageFn *>(userdata))(SocketRef(socket), message);
+    handoff_release();
 }
 inline void call_error(ws_handle socket, const ws_event *event, void *userdata) noexcept {
+    handoff_acquire();
     const ErrorEvent error{event->error_code, std::string(event->reason)};
     (*static_cast<ErrorFn *>(userdata))(SocketRef(socket), error);
+    handoff_release();
 }
 inline void call_close(ws_handle socket, const ws_event *event, void *userdata) noexcept {
+    handoff_acquire();
     const CloseEvent close{event->code, std::string(event->reason), event->was_clean};
     (*static_cast<CloseFn *>(userdata))(SocketRef(socket), close);
+    handoff_release();
 }
 
 /* The finalizer: ws_bind_ex runs it exactly once, after the binding's last
  * call (unbind, ws_free, or a failed bind). */
-template <class Fn> void delete_box(void *userdata) noexcept { delete static_cast<Fn *>(userdata); }
+template <class Fn> void delete_box(void *userdata) noexcept {
+    handoff_acquire();
+    delete static_cast<Fn *>(userdata);
+}
 
 /* Accepts f(SocketRef, const Event &...) as is, and f(const Event &...)
  * by ignoring the SocketRef; the result is one std::function type per kind. */
@@ -497,12 +538,15 @@ public:
 
 private:
     void reset() noexcept {
-        if (handle_ != 0)
+        if (handle_ != 0) {
             ws_free(std::exchange(handle_, 0));
+            detail::handoff_acquire();
+        }
     }
 
     template <class Fn> WebSocket &bind(ws_event_kind kind, ws_callback trampoline, Fn fn) {
         Fn *box = new Fn(std::move(fn));
+        detail::handoff_release();
         /* ws_bind_ex takes the box on every path: on failure its finalizer
          * has already deleted it. */
         detail::check(ws_bind_ex(handle_, kind, trampoline, box, detail::delete_box<Fn>));

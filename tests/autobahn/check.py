@@ -2,7 +2,8 @@
 """Judges an Autobahn|Testsuite client report (the fuzzing server's index.json).
 
     python3 tests/autobahn/check.py REPORT_DIR_OR_INDEX_JSON [--agent wsembed]
-                                    [--markdown FILE] [--expect-deflate]
+                                    [--markdown FILE] [--expect-cases N]
+                                    [--expect-deflate]
 
 A case passes when its `behavior` is OK, NON-STRICT or INFORMATIONAL and its
 `behaviorClose` is OK. One exception: a case the suite declares wholly
@@ -89,6 +90,8 @@ def main():
     parser.add_argument("report", help="the report directory, or its index.json")
     parser.add_argument("--agent", default="wsembed")
     parser.add_argument("--markdown", help="also write the summary table to this file")
+    parser.add_argument("--expect-cases", type=int,
+                        help="fail unless the report holds exactly this many cases")
     parser.add_argument("--expect-deflate", action="store_true",
                         help="judge 12.* and 13.* like the other cases")
     args = parser.parse_args()
@@ -107,6 +110,11 @@ def main():
     if not results:
         print("FAIL: no results for agent %r in %s (agents: %s)"
               % (args.agent, index_path, ", ".join(sorted(index)) or "none"))
+        return 1
+
+    if args.expect_cases is not None and len(results) != args.expect_cases:
+        print("FAIL: the report holds %d cases, the server announced %d"
+              % (len(results), args.expect_cases))
         return 1
 
     counts = {}      # section -> column -> n

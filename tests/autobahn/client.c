@@ -246,9 +246,13 @@ int main(int argc, char **argv) {
             conn_destroy(&c);
             return 1;
         }
-        printf("case %3d/%d %-8s %7.3f s  msgs %ld (%lld bytes)  close %u%s%s%s", i, count, id, dt,
-               c.messages, c.bytes, c.close_code, c.was_clean ? " clean" : " unclean",
-               c.close_reason[0] ? " reason: " : "", c.close_reason);
+        printf("case %3d/%d %-8s %7.3f s  msgs %ld (%lld bytes)  ", i, count, id, dt, c.messages,
+               c.bytes);
+        if (rc == 0)
+            printf("close %u%s%s%s", c.close_code, c.was_clean ? " clean" : " unclean",
+                   c.close_reason[0] ? " reason: " : "", c.close_reason);
+        else
+            printf("NO CLOSE EVENT");
         if (c.errors)
             printf("  error %d %s", c.error_code, c.error_text);
         if (c.send_failures)
@@ -257,7 +261,7 @@ int main(int argc, char **argv) {
         printf("\n");
         if (rc == 1) {
             stuck++;
-            printf("STUCK: case %d (%s) had no close event within %.0f s; socket freed\n", i, id,
+            printf("STUCK: case %d (%s) had no close event within %g s; socket freed\n", i, id,
                    case_timeout);
         }
         conn_destroy(&c);

@@ -53,15 +53,27 @@ start=$SECONDS
 rm -rf "$venv"
 mkdir -p "$(dirname "$venv")"
 
-if ! "$bootstrap/bin/python" -c 'import virtualenv' 2>/dev/null; then
-    log "bootstrap venv with virtualenv<20.22: $bootstrap"
+# virtualenv<20.22 in a throwaway Python 3 venv; where python3 has no venv
+# module (Debian without python3-venv), in a plain directory on PYTHONPATH.
+if "$bootstrap/bin/python" -c 'import virtualenv' 2>/dev/null; then
+    virtualenv=("$bootstrap/bin/python" -m virtualenv)
+elif PYTHONPATH="$bootstrap/site" "$python3" -c 'import virtualenv' 2>/dev/null; then
+    virtualenv=(env PYTHONPATH="$bootstrap/site" "$python3" -m virtualenv)
+else
+    log "bootstrap virtualenv<20.22: $bootstrap"
     rm -rf "$bootstrap"
-    "$python3" -m venv "$bootstrap"
-    "$bootstrap/bin/python" -m pip install --quiet 'virtualenv<20.22'
+    if "$python3" -m venv "$bootstrap" 2>/dev/null; then
+        "$bootstrap/bin/python" -m pip install --quiet 'virtualenv<20.22'
+        virtualenv=("$bootstrap/bin/python" -m virtualenv)
+    else
+        rm -rf "$bootstrap"
+        "$python3" -m pip install --quiet --target "$bootstrap/site" 'virtualenv<20.22'
+        virtualenv=(env PYTHONPATH="$bootstrap/site" "$python3" -m virtualenv)
+    fi
 fi
 
 log "Python 2.7 virtualenv: $venv ($python27)"
-"$bootstrap/bin/python" -m virtualenv --quiet --python "$python27" "$venv"
+"${virtualenv[@]}" --quiet --python "$python27" "$venv"
 
 log "pip install -r $(basename "$requirements")"
 "$venv/bin/python" -m pip install --quiet -r "$requirements"

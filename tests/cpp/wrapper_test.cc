@@ -304,8 +304,9 @@ void destruction_while_messages_flow() {
     for (int round = 0; round < 4; round++) {
         auto flow = std::make_unique<Flow>();
         Flow *f = flow.get();
-        auto ws = std::make_unique<WebSocket>(g_url);
         Tracker tracker;
+        const int live_before = Tracker::live();
+        auto ws = std::make_unique<WebSocket>(g_url);
         /* Each message is sent back: the echo keeps the socket busy. */
         ws->on_message([f, tracker](SocketRef s, const Message &m) {
             if (f->destroyed)
@@ -342,6 +343,9 @@ void destruction_while_messages_flow() {
             std::thread([&ws] { ws.reset(); }).join();
         }
         f->destroyed = true;
+        /* ws_free ran the finalizers before returning: the callables and
+         * their captures are gone. */
+        CHECK(Tracker::live() == live_before);
         sender.join();
         CHECK(f->late_calls == 0);
         flow.reset();

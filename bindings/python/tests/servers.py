@@ -87,7 +87,7 @@ class PythonServer:
         finally:
             await ws.wait_closed()
             with self.closes_changed:
-                self.closes.append((path, ws.close_code))
+                self.closes.append((path, ws.protocol.close_code))
                 self.closes_changed.notify_all()
 
     def url(self, path="/"):

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Tests the Python binding on the oldest and the newest CPython of the
+# image (pyenv's 3.8 and 3.13): for each, a fresh venv, the package
+# installed as the README says (`pip install ./bindings/python`, which
+# builds libwsembed with cargo), then its pytest suite against Python
+# `websockets` and the project's echo server, all on 127.0.0.1.
+#
+# Needs a Rust toolchain and PyPI. Honours CARGO_TARGET_DIR (default
+# target/): both installs share it, so the crate is built once. Exits
+# non-zero if any step or test fails on any interpreter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+
+PYTHONS=(
+    /root/.pyenv/versions/3.8.18/bin/python3.8
+    /root/.pyenv/versions/3.13.0/bin/python3.13
+)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+# The tests check that the package finds the library it ships.
+unset WSEMBED_LIBRARY
+
+echo "== building the project's echo server (examples/echo_server.rs)"
+cargo build --release --example echo_server
+export WSEMBED_ECHO_SERVER="$CARGO_TARGET_DIR/release/examples/echo_server"
+
+summary=()
+failed=0
+for python in "${PYTHONS[@]}"; do
+    if [ ! -x "$python" ]; then
+        echo "missing interpreter: $python" >&2
+        exit 1
+    fi
+    version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    venv="$CARGO_TARGET_DIR/python-venvs/$version"
+    echo "== Python $version: venv $venv"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        -r bindings/python/tests/requirements.txt
+    echo "== Python $version: pip install ./bindings/python"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check ./bindings/python
+
+    echo "== Python $version: pytest"
+    log="$venv/pytest.log"
+    # From the tests' directory, so `import wsembed` finds the installed
+    # package and not the source tree; a hang is cut off, not waited out.
+    status=0
+    (cd bindings/python/tests &&
+        timeout 900 "$venv/bin/python" -m pytest -q -p no:cacheprovider -rfEs) \
+        2>&1 | tee "$log" || status=$?
+    counts=$(tail -n 1 "$log" | grep -oE '[0-9]+ (passed|failed|skipped|errors?)' | tr '\n' ' ' || true)
+    summary+=("Python $version: ${counts:-no result} (exit $status)")
+    [ "$status" -eq 0 ] || failed=1
+done
+
+echo "== Python binding tests in $((SECONDS - start)) s"
+printf '%s\n' "${summary[@]}"
+exit "$failed"
