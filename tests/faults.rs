@@ -302,3 +302,183 @@ fn protocol_violations_fail_the_connection() {
         assert_eq!(ws_free(h), WS_OK);
     }
 }
+
+/// Reads the client's frames (masked) until it sends a close; returns
+/// (opcode, unmasked payload) of each.
+fn read_client_frames(s: &mut std::net::TcpStream) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    loop {
+        let mut head = [0u8; 2];
+        if s.read_exact(&mut head).is_err() {
+            return frames;
+        }
+        let opcode = head[0] & 0x0F;
+        let mut len = u64::from(head[1] & 0x7F);
+        if len == 126 {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            len = u64::from(u16::from_be_bytes(b));
+        } else if len == 127 {
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).unwrap();
+            len = u64::from_be_bytes(b);
+        }
+        let mut mask = [0u8; 4];
+        s.read_exact(&mut mask).unwrap();
+        let mut payload = vec![0u8; len as usize];
+        s.read_exact(&mut payload).unwrap();
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= mask[i % 4];
+        }
+        frames.push((opcode, payload));
+        if opcode == 8 {
+            return frames;
+        }
+    }
+}
+
+unsafe extern "C" fn echo_back(h: ws_handle, e: *const ws_event, _: *mut std::ffi::c_void) {
+    // SAFETY: valid during the call.
+    let e = unsafe { &*e };
+    if e.kind == WS_EVENT_MESSAGE {
+        assert_eq!(ws_send_text(h, e.data.cast(), e.len), WS_OK);
+    }
+}
+
+#[test]
+fn a_reply_sent_from_the_callback_precedes_the_close_reply() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g2 = got.clone();
+    let server = raw_server(move |mut s| {
+        raw_handshake(&mut s);
+        // A text frame and a close frame in one write: one read pass.
+        s.write_all(&[0x81, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xE8])
+            .unwrap();
+        *g2.lock().unwrap() = read_client_frames(&mut s);
+    });
+    let r = Recorder::new();
+    let h = open(&server.url());
+    assert_eq!(
+        ws_bind(h, WS_EVENT_MESSAGE, Some(echo_back), std::ptr::null_mut()),
+        WS_OK
+    );
+    r.bind_all(h);
+    r.wait_close();
+    wait_until("server read the client", || !got.lock().unwrap().is_empty());
+    let frames = got.lock().unwrap().clone();
+    assert_eq!(frames[0], (1, b"hi".to_vec()), "{frames:?}");
+    assert_eq!(frames[1].0, 8, "{frames:?}");
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+#[test]
+fn close_codes_that_may_not_be_sent_fail_the_connection() {
+    for code in [999u16, 1005, 1006, 1015, 5000] {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g2 = got.clone();
+        let server = raw_server(move |mut s| {
+            raw_handshake(&mut s);
+            let c = code.to_be_bytes();
+            s.write_all(&[0x88, 0x02, c[0], c[1]]).unwrap();
+            *g2.lock().unwrap() = read_client_frames(&mut s);
+        });
+        let r = Recorder::new();
+        let h = open(&server.url());
+        r.bind_all(h);
+        let events = r.wait_close();
+        assert!(
+            matches!(&events[..], [Ev::Open, Ev::Error(WS_ERR_PROTOCOL, m), Ev::Close(1006, _, false)] if m.contains("invalid close code")),
+            "{code}: {events:?}"
+        );
+        wait_until("server read the client", || !got.lock().unwrap().is_empty());
+        let frames = got.lock().unwrap().clone();
+        let last = frames.last().unwrap();
+        assert_eq!(
+            (last.0, &last.1[..2]),
+            (8, &1002u16.to_be_bytes()[..]),
+            "{code}: {frames:?}"
+        );
+        assert_eq!(ws_free(h), WS_OK);
+    }
+}
+
+#[test]
+fn invalid_utf8_in_a_close_reason_fails_with_1007() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g2 = got.clone();
+    let server = raw_server(move |mut s| {
+        raw_handshake(&mut s);
+        s.write_all(&[0x88, 0x04, 0x03, 0xE8, 0xC3, 0x28]).unwrap();
+        *g2.lock().unwrap() = read_client_frames(&mut s);
+    });
+    let r = Recorder::new();
+    let h = open(&server.url());
+    r.bind_all(h);
+    let events = r.wait_close();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Ev::Open,
+                Ev::Error(WS_ERR_PROTOCOL, _),
+                Ev::Close(1006, _, false)
+            ]
+        ),
+        "{events:?}"
+    );
+    wait_until("server read the client", || !got.lock().unwrap().is_empty());
+    let frames = got.lock().unwrap().clone();
+    assert_eq!(
+        frames.last().map(|f| (f.0, f.1[..2].to_vec())),
+        Some((8, 1007u16.to_be_bytes().to_vec()))
+    );
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+#[test]
+fn a_peer_that_reads_nothing_fills_the_queue_and_nothing_accepted_is_lost() {
+    // The peer stays silent until told to read, then counts what arrives.
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let go_rx = Mutex::new(Some(go_rx));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g2 = got.clone();
+    let server = raw_server(move |mut s| {
+        raw_handshake(&mut s);
+        let rx = go_rx.lock().unwrap().take().unwrap();
+        rx.recv().unwrap();
+        *g2.lock().unwrap() = read_client_frames(&mut s);
+    });
+    let o = ws_options_new();
+    assert_eq!(ws_options_set_max_send_queue(o, 512 * 1024), WS_OK);
+    let r = Recorder::new();
+    let h = open_with(&server.url(), o);
+    ws_options_free(o);
+    r.bind_all(h);
+    r.wait_open();
+    let mut accepted = 0u32;
+    loop {
+        let msg = accepted.to_be_bytes().repeat(256);
+        match ws_send_binary(h, msg.as_ptr().cast(), msg.len()) {
+            WS_OK => accepted += 1,
+            WS_ERR_QUEUE_FULL => break,
+            other => panic!("{other}"),
+        }
+    }
+    assert!(accepted > 10);
+    assert_eq!(ws_close(h), WS_OK);
+    go_tx.send(()).unwrap();
+    r.wait_close();
+    wait_until("server read everything", || !got.lock().unwrap().is_empty());
+    let frames = got.lock().unwrap().clone();
+    let data: Vec<_> = frames.iter().filter(|f| f.0 == 2).collect();
+    assert_eq!(
+        data.len() as u32,
+        accepted,
+        "every accepted message arrived"
+    );
+    for (i, f) in data.iter().enumerate() {
+        assert_eq!(f.1, (i as u32).to_be_bytes().repeat(256));
+    }
+    assert_eq!(frames.last().unwrap().0, 8);
+    assert_eq!(ws_free(h), WS_OK);
+}

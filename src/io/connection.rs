@@ -39,6 +39,8 @@ const PROXY_ANSWER_MAX: usize = 16 * 1024;
 const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 const CLOSE_NO_STATUS: u16 = 1005;
+/// The reason tungstenite puts in its 1002 reply to an invalid close code.
+const INVALID_CLOSE_CODE_REASON: &str = "Protocol violation";
 const CLOSE_ABNORMAL: u16 = 1006;
 const CLOSE_GOING_AWAY: u16 = 1001;
 
@@ -595,6 +597,9 @@ impl Connection {
                 Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
                     if !self.detached {
                         ctx.dispatcher.message(&self.socket, message);
+                        // What the callback sent must precede any close
+                        // frame that a later frame of this pass triggers.
+                        self.stage_outbound();
                     }
                 }
                 Ok(Message::Pong(_)) => self.pong_deadline = None,
@@ -613,6 +618,21 @@ impl Connection {
         self.more_to_read = true;
     }
 
+    /// Hands every queued message to tungstenite without flushing, so it is
+    /// ordered before any frame tungstenite queues next (a close reply).
+    fn stage_outbound(&mut self) {
+        if self.sent_close || self.failed {
+            return;
+        }
+        let Phase::Open(ws) = &mut self.phase else {
+            return;
+        };
+        self.in_flight += self.socket.take_outbound(usize::MAX, &mut self.batch);
+        for message in self.batch.drain(..) {
+            let _ = ws.write(message);
+        }
+    }
+
     /// Resumes reading that stopped while held messages were over limit.
     pub fn resume_reading(&mut self, ctx: &mut Ctx<'_>) {
         if self.read_paused && !self.socket.hold_is_full() {
@@ -625,6 +645,14 @@ impl Connection {
         let (code, reason) = frame.map_or((CLOSE_NO_STATUS, String::new()), |f| {
             (u16::from(f.code), f.reason.as_str().to_owned())
         });
+        // tungstenite answers a close frame with a code the RFC forbids
+        // (999, 1005, 1006, 1015, 5000...) with 1002 and reports it as this
+        // frame; the browser fails such a connection: error, then 1006.
+        if !self.sent_close && code == 1002 && reason == INVALID_CLOSE_CODE_REASON {
+            self.sent_close = true;
+            let message = "the peer sent a close frame with an invalid close code";
+            return self.fail(ctx, Failure::new(AsyncErrorKind::Protocol, message));
+        }
         self.received_close = Some((code, reason));
         self.socket.mark_closing();
         // tungstenite queued the echo; it counts as our close frame.
@@ -708,13 +736,13 @@ impl Connection {
         if self.sent_close || self.failed {
             return;
         }
-        let Phase::Open(ws) = &mut self.phase else {
+        if !matches!(self.phase, Phase::Open(_)) {
             return self.abort(ctx);
-        };
-        self.in_flight += self.socket.take_outbound(usize::MAX, &mut self.batch);
-        for message in self.batch.drain(..) {
-            let _ = ws.write(message);
         }
+        self.stage_outbound();
+        let Phase::Open(ws) = &mut self.phase else {
+            unreachable!("checked above");
+        };
         let frame = frame.map(|(code, reason)| CloseFrame {
             code: CloseCode::from(code),
             reason: reason.into(),
@@ -757,16 +785,21 @@ impl Connection {
                     reason: "".into(),
                 };
                 // Once the frame is out, half-close so the peer sees our
-                // end; then drain its bytes until it hangs up or the close
-                // timeout passes.
+                // end.
                 if ws.close(Some(frame)).is_ok() {
                     let _ = ws.get_ref().tcp().shutdown(std::net::Shutdown::Write);
                 }
-                self.close_deadline = Some(ctx.now + self.socket.options.close_timeout);
-                self.read_all(ctx);
             }
-            _ => self.finish(ctx, CLOSE_ABNORMAL, String::new(), false),
+            // Our close frame is already queued (a reply): send it.
+            (Phase::Open(ws), None) if self.sent_close => {
+                let _ = ws.flush();
+            }
+            _ => return self.finish(ctx, CLOSE_ABNORMAL, String::new(), false),
         }
+        // Drain the peer's bytes until it hangs up or the close timeout
+        // passes.
+        self.close_deadline = Some(ctx.now + self.socket.options.close_timeout);
+        self.read_all(ctx);
     }
 
     /// Ends the connection and delivers its one `close` event.
