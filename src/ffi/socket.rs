@@ -257,12 +257,12 @@ pub extern "C" fn ws_close_ex(socket: ws_handle, code: u16, reason: *const c_cha
 /// (going away) in the background, without further events.
 ///
 /// When `ws_free` returns, no callback of this socket is running or will
-/// run, and every `ws_bind_ex` finalizer of it has run or is running on the
-/// IO thread right after the call it waits for; you may free your userdata.
-/// Called from inside one of this socket's own callbacks it does not wait
-/// for itself: no callback of the socket runs after the current one
-/// returns. The handle is invalid afterwards (`WS_ERR_INVALID_HANDLE`).
-/// Any thread, including from a callback.
+/// run, and every `ws_bind_ex` finalizer of it has run (on the calling
+/// thread): you may free your userdata. Called from inside one of this
+/// socket's own callbacks it does not wait for itself: no callback of the
+/// socket runs after the current one returns, and the finalizers run on the
+/// IO thread right after it. The handle is invalid afterwards
+/// (`WS_ERR_INVALID_HANDLE`). Any thread, including from a callback.
 #[no_mangle]
 pub extern "C" fn ws_free(socket: ws_handle) -> c_int {
     boundary(|| status(client::free(socket)))
