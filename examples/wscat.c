@@ -257,14 +257,13 @@ static int send_line(ws_handle ws, const char *line, size_t len) {
 static void pump_stdin(ws_handle ws) {
     size_t cap = 65536, len = 0;
     char *buf = malloc(cap);
-    int eof = 0;
     struct pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {-1, POLLIN, 0}};
     fds[1].fd = wake_pipe[0];
     if (buf == NULL) {
         fprintf(stderr, "wscat: out of memory\n");
         return;
     }
-    while (!eof && !interrupted && !is_closed()) {
+    while (!interrupted && !is_closed()) {
         ssize_t n;
         char *start, *newline;
         if (poll(fds, 2, -1) < 0) {
@@ -289,8 +288,8 @@ static void pump_stdin(ws_handle ws) {
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            eof = 1;
-            /* A last line without a newline is still a line. */
+            /* End of input (or a read error). A last line without a
+             * newline is still a line. */
             if (len > 0)
                 send_line(ws, buf, len);
             break;

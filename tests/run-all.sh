@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test of the project: the Rust unit and integration tests in the
-# default build (with TLS) and in the build without TLS; they also compile
-# and run the C programs in tests/c/ against the project's server and an
-# independent Python `websockets` server, and the proxy tests go through a
-# real tinyproxy. Installs those two test tools when they are missing.
+# Runs every test of the project:
+# 1. the Rust unit and integration tests in the default build (with TLS) and
+#    in the build without TLS (they also compile and run the C programs in
+#    tests/c/ against the project's server and an independent Python
+#    `websockets` server; the proxy tests go through a real tinyproxy);
+# 2. tests/run-c.sh: wscat, the C++ wrapper, valgrind, sanitizers, install
+#    and pkg-config;
+# 3. tests/autobahn/run.sh: Autobahn|Testsuite, every case.
+# Installs the test tools it needs when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +27,7 @@ echo "== cargo test (default features: TLS on)"
 cargo test --no-fail-fast
 echo "== cargo test --no-default-features (no TLS: wss:// is WS_ERR_UNSUPPORTED)"
 cargo test --no-fail-fast --no-default-features
+echo "== C and C++ (tests/run-c.sh)"
+tests/run-c.sh
+echo "== Autobahn|Testsuite (tests/autobahn/run.sh)"
+tests/autobahn/run.sh

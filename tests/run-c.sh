@@ -169,14 +169,15 @@ check "compile ASan + UBSan builds" build asan -O1 -fsanitize=address,undefined 
 check "compile TSan builds" build tsan -O1 -fsanitize=thread
 
 # ---------------------------------------------------------------- run
-# run_tests VARIANT [PREFIX COMMAND...]: the test programs of one variant.
+# run_tests LABEL VARIANT [PREFIX COMMAND...]: the test programs of one
+# build variant, each run under the prefix command (valgrind) if any.
 run_tests() {
-    local variant=$1
-    shift
-    check "$variant: tests/c/echo_cycle" timeout $limit "$@" "$out/$variant/echo_cycle" "$url"
-    check "$variant: examples/seed_example" timeout $limit "$@" "$out/$variant/seed_example" "$url" "Hello" "¡Hola! ✓"
-    check "$variant: tests/cpp/wrapper_test" timeout $limit "$@" "$out/$variant/wrapper_test" "$url"
-    check "$variant: wscat through a pipe" wscat_pipe "$@" "$out/$variant/wscat"
+    local label=$1 variant=$2
+    shift 2
+    check "$label: tests/c/echo_cycle" timeout $limit "$@" "$out/$variant/echo_cycle" "$url"
+    check "$label: examples/seed_example" timeout $limit "$@" "$out/$variant/seed_example" "$url" "Hello" "¡Hola! ✓"
+    check "$label: tests/cpp/wrapper_test" timeout $limit "$@" "$out/$variant/wrapper_test" "$url"
+    check "$label: wscat through a pipe" wscat_pipe "$@" "$out/$variant/wscat"
 }
 
 # wscat_pipe [PREFIX...] WSCAT: two lines in, their echoes out, a clean close.
@@ -189,17 +190,17 @@ wscat_pipe() {
 }
 
 echo "== plain builds"
-run_tests plain
+run_tests plain plain
 check "plain: wrapper_test as C++20" timeout $limit "$out/wrapper_test_cxx20" "$url"
 
 echo "== valgrind memcheck"
 valgrind=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
     --show-leak-kinds=definite --suppressions="$root/tests/cpp/valgrind.supp")
-run_tests plain "${valgrind[@]}"
+run_tests valgrind plain "${valgrind[@]}"
 
 echo "== AddressSanitizer + UBSan"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
-run_tests asan
+run_tests asan asan
 
 echo "== ThreadSanitizer"
 # The Rust library is not instrumented: TSan cannot see its locks, nor
@@ -209,7 +210,7 @@ echo "== ThreadSanitizer"
 # left checked is the programs' own synchronisation around callbacks.
 printf 'called_from_lib:libwsembed.so\n' >"$out/tsan.supp"
 export TSAN_OPTIONS="suppressions=$out/tsan.supp halt_on_error=1 exitcode=66"
-run_tests tsan
+run_tests tsan tsan
 unset TSAN_OPTIONS
 
 # ---------------------------------------------------------------- wscat

@@ -545,11 +545,14 @@ private:
     }
 
     template <class Fn> WebSocket &bind(ws_event_kind kind, ws_callback trampoline, Fn fn) {
+        const ws_handle handle = handle_;
         Fn *box = new Fn(std::move(fn));
+        /* Everything this thread did so far happens before the callbacks:
+         * read handle_ first, as a callback may destroy this object. */
         detail::handoff_release();
         /* ws_bind_ex takes the box on every path: on failure its finalizer
          * has already deleted it. */
-        detail::check(ws_bind_ex(handle_, kind, trampoline, box, detail::delete_box<Fn>));
+        detail::check(ws_bind_ex(handle, kind, trampoline, box, detail::delete_box<Fn>));
         return *this;
     }
 
