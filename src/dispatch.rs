@@ -10,7 +10,11 @@
 
 use tungstenite::Message;
 
-use crate::event::{message_view, open_view, Binding, CloseRecord, ErrorRecord, EventView};
+use std::sync::Weak;
+
+use crate::event::{
+    message_view, open_view, Binding, CloseRecord, ErrorRecord, EventKind, EventView,
+};
 use crate::panic_guard;
 use crate::socket::{Replay, Socket};
 use crate::status::AsyncErrorKind;
@@ -42,7 +46,7 @@ fn call_all<'a>(
 
 impl Dispatcher {
     pub fn open(&mut self, socket: &Socket) {
-        self.replay(socket);
+        self.catch_up(socket);
         socket.with_gate(|| {
             let list = socket.record_open();
             call_all(socket, list.iter().map(|b| &**b), &open_view());
@@ -50,7 +54,7 @@ impl Dispatcher {
     }
 
     pub fn error(&mut self, socket: &Socket, kind: AsyncErrorKind, message: &str) {
-        self.replay(socket);
+        self.catch_up(socket);
         socket.with_gate(|| {
             let (list, record) = socket.record_error(ErrorRecord::new(kind, message));
             call_all(socket, list.iter().map(|b| &**b), &record.view());
@@ -60,7 +64,7 @@ impl Dispatcher {
     /// Marks the socket CLOSED and delivers its one `close` event.
     pub fn close(&mut self, socket: &Socket, record: CloseRecord) {
         socket.mark_closed();
-        self.replay(socket);
+        self.catch_up(socket);
         socket.with_gate(|| {
             let (list, record) = socket.record_close(record);
             call_all(socket, list.iter().map(|b| &**b), &record.view());
@@ -70,12 +74,30 @@ impl Dispatcher {
     /// Delivers a message, or holds it while no `message` listener is bound.
     pub fn message(&mut self, socket: &Socket, message: Message) {
         socket.hold(message);
+        self.catch_up(socket);
+    }
+
+    /// Brings late listeners up to date before anything newer is
+    /// delivered, in protocol order: a missed `open`, then held messages
+    /// (if a `message` listener is bound now), then a missed `error` and
+    /// `close`.
+    pub fn catch_up(&mut self, socket: &Socket) {
+        let mut pending = socket.take_replays();
+        // Stable: listeners of one kind keep their bind order.
+        pending.sort_by_key(|(kind, _)| *kind != EventKind::Open);
+        let later = pending
+            .iter()
+            .position(|(kind, _)| *kind != EventKind::Open)
+            .unwrap_or(pending.len());
+        let mut rest = pending.split_off(later);
+        rest.sort_by_key(|(kind, _)| *kind == EventKind::Close);
+        self.replay(socket, &pending);
         self.deliver_held(socket);
+        self.replay(socket, &rest);
     }
 
     /// Delivers held messages in order while a listener is bound.
-    pub fn deliver_held(&mut self, socket: &Socket) {
-        self.replay(socket);
+    fn deliver_held(&mut self, socket: &Socket) {
         let scratch = &mut self.scratch;
         socket.with_gate(|| {
             while let Some((message, list)) = socket.next_held() {
@@ -102,15 +124,13 @@ impl Dispatcher {
     }
 
     /// Gives listeners bound late the events of their kinds that already
-    /// happened. Runs before every later delivery, so a late `open` still
-    /// comes before the messages.
-    pub fn replay(&mut self, socket: &Socket) {
-        let pending = socket.take_replays();
+    /// happened.
+    fn replay(&mut self, socket: &Socket, pending: &[(EventKind, Weak<Binding>)]) {
         if pending.is_empty() {
             return;
         }
         socket.with_gate(|| {
-            for (kind, binding) in &pending {
+            for (kind, binding) in pending {
                 let Some(binding) = binding.upgrade() else {
                     continue;
                 };

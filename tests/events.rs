@@ -408,3 +408,36 @@ fn a_silent_peer_hits_the_pong_timeout() {
 fn tag_ptr(n: usize) -> *mut c_void {
     std::ptr::without_provenance_mut(n)
 }
+
+#[test]
+fn late_binds_after_the_end_see_messages_before_error_and_close() {
+    // A message, then a close frame with a code that may not be sent: the
+    // connection fails (error, 1006) after the message.
+    let server = raw_server(|mut s| {
+        use std::io::Write;
+        raw_handshake(&mut s);
+        let _ = s.write_all(&[
+            0x81, 0x05, b'h', b'e', b'l', b'l', b'o', 0x88, 0x02, 0x03, 0x6F,
+        ]);
+        thread::sleep(Duration::from_millis(200));
+    });
+    let h = open(&server.url());
+    wait_until("closed", || ws_ready_state(h) == WS_CLOSED);
+    let r = Recorder::new();
+    r.bind(h, WS_EVENT_OPEN);
+    r.bind(h, WS_EVENT_MESSAGE);
+    r.bind(h, WS_EVENT_ERROR);
+    r.bind(h, WS_EVENT_CLOSE);
+    let events = r.wait_close();
+    assert_protocol_order(&events);
+    assert_eq!(
+        events[1],
+        Ev::Message(b"hello".to_vec(), false),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events[2], Ev::Error(WS_ERR_PROTOCOL, _)),
+        "{events:?}"
+    );
+    assert_eq!(ws_free(h), WS_OK);
+}

@@ -172,12 +172,12 @@ impl Reactor {
             }
             Command::Replay(handle) => {
                 if let Some(socket) = registry::get(handle) {
-                    self.dispatcher.replay(&socket);
+                    self.dispatcher.catch_up(&socket);
                 }
             }
             Command::DeliverHeld(handle) => {
                 if let Some(socket) = registry::get(handle) {
-                    self.dispatcher.deliver_held(&socket);
+                    self.dispatcher.catch_up(&socket);
                 }
                 self.with_connection(handle, |c, ctx| c.resume_reading(ctx));
             }
