@@ -6,7 +6,8 @@
 #    `websockets` server; the proxy tests go through a real tinyproxy);
 # 2. tests/run-c.sh: wscat, the C++ wrapper, valgrind, sanitizers, install
 #    and pkg-config;
-# 3. tests/autobahn/run.sh: Autobahn|Testsuite, every case.
+# 3. tests/run-python.sh: the Python binding on CPython 3.8 and 3.13;
+# 4. tests/autobahn/run.sh: Autobahn|Testsuite, every case.
 # Installs the test tools it needs when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +30,7 @@ echo "== cargo test --no-default-features (no TLS: wss:// is WS_ERR_UNSUPPORTED)
 cargo test --no-fail-fast --no-default-features
 echo "== C and C++ (tests/run-c.sh)"
 tests/run-c.sh
+echo "== Python binding (tests/run-python.sh)"
+tests/run-python.sh
 echo "== Autobahn|Testsuite (tests/autobahn/run.sh)"
 tests/autobahn/run.sh

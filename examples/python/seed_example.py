@@ -20,14 +20,15 @@ from wsembed import websocket
 
 DEADLINE = 30.0
 
-opened = threading.Event()
+# Set by open, or by close when the socket never opens.
+settled = threading.Event()
 closed = threading.Event()
 received = threading.Semaphore(0)
 
 
 def on_open(evt):
     print("Connection open", flush=True)
-    opened.set()
+    settled.set()
 
 
 def on_message(evt):
@@ -49,6 +50,7 @@ def on_close(evt):
     reason = ": " + evt.reason if evt.reason else ""
     print("Connection closed (code %d, %s%s)" % (evt.code, clean, reason), flush=True)
     closed.set()
+    settled.set()
 
 
 ws = None
@@ -87,7 +89,7 @@ def main(argv):
     messages = argv[2:] or ["Hello from wsembed"]
     if not _open(argv[1]):
         return 1
-    if not opened.wait(DEADLINE) or closed.is_set():
+    if not settled.wait(DEADLINE) or closed.is_set():
         close_connection()
         closed.wait(DEADLINE)
         return 1

@@ -78,7 +78,7 @@ def test_connect_failure_raises_connection_closed():
             await wsembed.aio.connect("ws://127.0.0.1:{}/".format(free_port()))
         return info.value.status
 
-    assert run(main()) == errors._ffi.WS_ERR_CONNECT
+    assert run(main()) == errors.WS_ERR_CONNECT
 
 
 def test_recv_can_be_bounded_and_cancelled(python_server):

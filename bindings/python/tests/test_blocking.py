@@ -46,7 +46,7 @@ def test_server_close_ends_iteration_and_recv_raises(python_server):
     with pytest.raises(wsembed.ConnectionClosed) as info:
         ws.recv()
     assert (info.value.code, info.value.reason, info.value.was_clean) == (1000, "bye", True)
-    assert info.value.status == errors._ffi.WS_ERR_INVALID_STATE
+    assert info.value.status == errors.WS_ERR_INVALID_STATE
     assert (ws.close_code, ws.close_reason) == (1000, "bye")
     ws.close()
 
@@ -56,14 +56,14 @@ def test_connect_failure_raises_connection_closed():
         wsembed.connect("ws://127.0.0.1:{}/".format(free_port()))
     error = info.value
     assert isinstance(error, wsembed.ConnectionClosed)
-    assert error.status == error.error_code == errors._ffi.WS_ERR_CONNECT
+    assert error.status == error.error_code == errors.WS_ERR_CONNECT
     assert error.code == 1006 and not error.was_clean
 
 
 def test_connect_timeout(hanging_server):
     with pytest.raises(wsembed.ConnectionClosed) as info:
         wsembed.connect(hanging_server.url(), connect_timeout=0.3)
-    assert info.value.error_code == errors._ffi.WS_ERR_TIMEOUT
+    assert info.value.error_code == errors.WS_ERR_TIMEOUT
 
 
 def test_bad_url_raises_value_error():

@@ -27,7 +27,7 @@ def test_bad_urls_raise_value_error(url):
     with pytest.raises(ValueError) as info:
         websocket.WebSocket(url)
     assert isinstance(info.value, wsembed.InvalidArgumentError)
-    assert info.value.status == errors._ffi.WS_ERR_INVALID_URL
+    assert info.value.status == errors.WS_ERR_INVALID_URL
     assert info.value.status_name == "WS_ERR_INVALID_URL"
     assert str(info.value)
 
@@ -43,7 +43,7 @@ def test_url_with_nul_and_non_str():
 def test_wss_without_tls_is_not_implemented():
     with pytest.raises(NotImplementedError) as info:
         websocket.websocket("wss://127.0.0.1:1/")
-    assert info.value.status == errors._ffi.WS_ERR_UNSUPPORTED
+    assert info.value.status == errors.WS_ERR_UNSUPPORTED
 
 
 @pytest.mark.skipif(wsembed.has_tls(), reason="this build has TLS")
@@ -71,7 +71,7 @@ def test_proxy_option_follows_the_library(python_server):
     try:
         ws = websocket.WebSocket(python_server.url(), proxy="http://127.0.0.1:1")
     except NotImplementedError as e:
-        assert e.status == errors._ffi.WS_ERR_UNSUPPORTED
+        assert e.status == errors.WS_ERR_UNSUPPORTED
     else:
         ws.free()
     with pytest.raises((ValueError, NotImplementedError)):
@@ -119,7 +119,7 @@ def test_send_while_connecting_raises_invalid_state(hanging_server):
     assert ws.readyState == websocket.CONNECTING
     with pytest.raises(wsembed.InvalidStateError) as info:
         ws.send("too early")
-    assert info.value.status == errors._ffi.WS_ERR_INVALID_STATE
+    assert info.value.status == errors.WS_ERR_INVALID_STATE
     # Closing while connecting aborts: a close event 1006 and no error.
     recorder = Recorder(ws)
     ws.close()
@@ -174,7 +174,7 @@ def test_message_over_max_size_is_refused(python_server):
     recorder.wait_type("open")
     with pytest.raises(ValueError) as info:
         ws.send(b"x" * 11)
-    assert info.value.status == errors._ffi.WS_ERR_TOO_LARGE
+    assert info.value.status == errors.WS_ERR_TOO_LARGE
     ws.free()
 
 
@@ -187,7 +187,7 @@ def test_full_send_queue_raises_queue_full(python_server):
     with pytest.raises(wsembed.QueueFullError) as info:
         for _ in range(1_000_000):
             ws.send(b"x" * 600)
-    assert info.value.status == errors._ffi.WS_ERR_QUEUE_FULL
+    assert info.value.status == errors.WS_ERR_QUEUE_FULL
     ws.free()
 
 
@@ -197,7 +197,7 @@ def test_refused_connection_gives_error_then_close():
     recorder.wait_closed()
     assert recorder.types() == ["error", "close"]
     error, close = recorder.events
-    assert error.error_code == errors._ffi.WS_ERR_CONNECT
+    assert error.error_code == errors.WS_ERR_CONNECT
     assert error.reason
     assert (close.code, close.wasClean) == (1006, False)
 
@@ -265,6 +265,6 @@ def test_default_hook_prints_the_report(python_server, capfd):
 
 
 def test_strerror_and_status_names():
-    assert errors.strerror(errors._ffi.WS_ERR_QUEUE_FULL) == "send queue full"
-    e = errors.from_status(errors._ffi.WS_ERR_INTERNAL, "x")
+    assert errors.strerror(errors.WS_ERR_QUEUE_FULL) == "send queue full"
+    e = errors.from_status(errors.WS_ERR_INTERNAL, "x")
     assert type(e) is wsembed.WebSocketError and e.status_name == "WS_ERR_INTERNAL"

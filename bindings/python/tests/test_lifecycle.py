@@ -64,20 +64,29 @@ def test_ten_thousand_sockets_leak_nothing(rust_server):
 
 
 def test_garbage_collection_frees_an_open_socket(python_server):
-    ws = websocket.WebSocket(python_server.url("/collected"))
     # Kept events would keep their WebSocket (evt.target): keep types only.
     types = []
     opened = threading.Event()
-    ws.bind("open", lambda evt: (types.append(evt.type), opened.set()))
-    ws.bind("close", lambda evt: types.append(evt.type))
-    assert opened.wait(DEADLINE)
-    handle = ws._native.handle
-    # A callback that refers to its socket makes a cycle: the collector
-    # must still free it.
-    ws.bind("message", lambda evt: ws.send(evt.data))
-    del ws
-    gc.collect()
-    assert handle_is_freed(handle)
+
+    def open_and_forget():
+        ws = websocket.WebSocket(python_server.url("/collected"))
+        ws.bind("open", lambda evt: (types.append(evt.type), opened.set()))
+        ws.bind("close", lambda evt: types.append(evt.type))
+        # A callback that refers to its socket: a cycle through the
+        # closure, which only the collector can free.
+        ws.bind("message", lambda evt: ws.send(evt.data))
+        return ws._native.handle
+
+    # Automatic collections would free it at a moment of their choosing.
+    gc.disable()
+    try:
+        handle = open_and_forget()
+        assert opened.wait(DEADLINE)
+        assert not handle_is_freed(handle)
+        gc.collect()
+        assert handle_is_freed(handle)
+    finally:
+        gc.enable()
     # Freed while open: closed with 1001 (going away), without more events.
     assert python_server.wait_closes(lambda closes: ("/collected", 1001) in closes)
     assert types == ["open"]

@@ -66,7 +66,7 @@ def test_wss_asyncio(ca, tls_server):
 def test_unknown_ca_fails_with_a_tls_error(tls_server):
     with pytest.raises(wsembed.ConnectionClosed) as info:
         wsembed.connect(tls_server.url())
-    assert info.value.error_code == errors._ffi.WS_ERR_TLS
+    assert info.value.error_code == errors.WS_ERR_TLS
 
 
 def test_insecure_skip_verify_accepts_any_certificate(tls_server):

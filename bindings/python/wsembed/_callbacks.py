@@ -35,7 +35,7 @@ def register(socket):
 
 
 def stop():
-    """From now on events are dropped without running Python code: for
+    """From now on events are dropped before any handler runs: for
     interpreter exit, while the IO thread is being shut down."""
     global _stopped
     _stopped = True
@@ -64,6 +64,9 @@ def on_event(handle, event, key):
         if _stopped:
             return
         ref = _table.get(key)
+        # Holding the socket while its handler runs means it cannot be
+        # collected meanwhile: a finalizer's ws_free never waits for
+        # Python code, only for a trampoline that finds the reference dead.
         socket = ref() if ref is not None else None
         if socket is not None:
             socket._deliver(key, event.contents)

@@ -19,10 +19,31 @@ WS_ERR_QUEUE_FULL               QueueFullError
 WS_ERR_DNS .. WS_ERR_IO         ConnectionClosed        ConnectionError
 WS_ERR_INTERNAL                 WebSocketError
 ==============================  ======================  =============================
+
+The status codes are here by their C names (``errors.WS_ERR_CONNECT``).
 """
 
 from . import _ffi
-from ._ffi import lib
+from ._ffi import (
+    WS_ERR_CONNECT,
+    WS_ERR_DNS,
+    WS_ERR_HANDSHAKE,
+    WS_ERR_INTERNAL,
+    WS_ERR_INVALID_ARGUMENT,
+    WS_ERR_INVALID_HANDLE,
+    WS_ERR_INVALID_STATE,
+    WS_ERR_INVALID_URL,
+    WS_ERR_INVALID_UTF8,
+    WS_ERR_IO,
+    WS_ERR_PROTOCOL,
+    WS_ERR_QUEUE_FULL,
+    WS_ERR_TIMEOUT,
+    WS_ERR_TLS,
+    WS_ERR_TOO_LARGE,
+    WS_ERR_UNSUPPORTED,
+    WS_OK,
+    lib,
+)
 
 __all__ = [
     "WebSocketError",
@@ -31,6 +52,25 @@ __all__ = [
     "InvalidStateError",
     "QueueFullError",
     "ConnectionClosed",
+    "strerror",
+    # The status codes.
+    "WS_OK",
+    "WS_ERR_INVALID_HANDLE",
+    "WS_ERR_INVALID_ARGUMENT",
+    "WS_ERR_INVALID_URL",
+    "WS_ERR_UNSUPPORTED",
+    "WS_ERR_INVALID_STATE",
+    "WS_ERR_INVALID_UTF8",
+    "WS_ERR_QUEUE_FULL",
+    "WS_ERR_TOO_LARGE",
+    "WS_ERR_INTERNAL",
+    "WS_ERR_DNS",
+    "WS_ERR_CONNECT",
+    "WS_ERR_TIMEOUT",
+    "WS_ERR_TLS",
+    "WS_ERR_HANDSHAKE",
+    "WS_ERR_PROTOCOL",
+    "WS_ERR_IO",
 ]
 
 
@@ -85,7 +125,7 @@ class ConnectionClosed(WebSocketError, ConnectionError):
             message = "connection closed (code {}{}{})".format(
                 code, ", clean" if was_clean else ", not clean", ": " + reason if reason else ""
             )
-        super().__init__(error_code or _ffi.WS_ERR_INVALID_STATE, message)
+        super().__init__(error_code or WS_ERR_INVALID_STATE, message)
         self.code = code
         self.reason = reason
         self.was_clean = was_clean
@@ -94,14 +134,14 @@ class ConnectionClosed(WebSocketError, ConnectionError):
 
 
 _CLASS_FOR_STATUS = {
-    _ffi.WS_ERR_UNSUPPORTED: UnsupportedError,
-    _ffi.WS_ERR_INVALID_URL: InvalidArgumentError,
-    _ffi.WS_ERR_INVALID_ARGUMENT: InvalidArgumentError,
-    _ffi.WS_ERR_INVALID_UTF8: InvalidArgumentError,
-    _ffi.WS_ERR_TOO_LARGE: InvalidArgumentError,
-    _ffi.WS_ERR_INVALID_STATE: InvalidStateError,
-    _ffi.WS_ERR_INVALID_HANDLE: InvalidStateError,
-    _ffi.WS_ERR_QUEUE_FULL: QueueFullError,
+    WS_ERR_UNSUPPORTED: UnsupportedError,
+    WS_ERR_INVALID_URL: InvalidArgumentError,
+    WS_ERR_INVALID_ARGUMENT: InvalidArgumentError,
+    WS_ERR_INVALID_UTF8: InvalidArgumentError,
+    WS_ERR_TOO_LARGE: InvalidArgumentError,
+    WS_ERR_INVALID_STATE: InvalidStateError,
+    WS_ERR_INVALID_HANDLE: InvalidStateError,
+    WS_ERR_QUEUE_FULL: QueueFullError,
 }
 
 
@@ -126,5 +166,5 @@ def from_status(status, message=None):
 
 def check(status):
     """Raises the exception for ``status`` unless it is WS_OK."""
-    if status != _ffi.WS_OK:
+    if status != WS_OK:
         raise from_status(status)

@@ -132,8 +132,10 @@ class WebSocket:
     def __init__(self, url, protocols=None, headers=None, **options):
         self._native = NativeSocket(url, protocols, headers, **options)
         self._close_timeout = _options.close_timeout(options)
-        # (kind, fn, key) for each bound callback, for unbind.
+        # (kind, fn, key) for each bound callback, for unbind; the lock
+        # makes "bind once" hold when threads (or callbacks) bind at once.
         self._bound = []
+        self._bound_lock = threading.Lock()
 
     # ----- events -------------------------------------------------------
 
@@ -145,25 +147,23 @@ class WebSocket:
         kind = kind_of(evt)
         if not callable(fn):
             raise TypeError("bind() needs a callable, not {}".format(type(fn).__name__))
-        if self._find(kind, fn) is not None:
-            return
-        key = self._native.bind(kind, _Handler(fn, self))
-        self._bound.append((kind, fn, key))
+        handler = _Handler(fn, self)
+        with self._bound_lock:
+            if any(k == kind and f == fn for k, f, _ in self._bound):
+                return
+            # ws_bind_ex never waits for the IO thread: safe under the lock.
+            key = self._native.bind(kind, handler)
+            self._bound.append((kind, fn, key))
 
     def unbind(self, evt, fn=None):
         """Removes ``fn`` from ``evt`` (every callback of ``evt`` when
         ``fn`` is omitted). Removing one that is not bound does nothing."""
         kind = kind_of(evt)
-        for entry in list(self._bound):
-            if entry[0] == kind and (fn is None or entry[1] == fn):
-                self._bound.remove(entry)
-                self._native.unbind(entry[2])
-
-    def _find(self, kind, fn):
-        for entry in self._bound:
-            if entry[0] == kind and entry[1] == fn:
-                return entry
-        return None
+        with self._bound_lock:
+            removed = [e for e in self._bound if e[0] == kind and (fn is None or e[1] == fn)]
+            self._bound = [e for e in self._bound if e not in removed]
+        for _, _, key in removed:
+            self._native.unbind(key)
 
     # ----- sending and closing --------------------------------------------
 
