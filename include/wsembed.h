@@ -257,6 +257,15 @@ extern "C" {
 const char *ws_strerror(int status);
 
 /**
+ * Returns the status code (`WS_ERR_*`) of this thread's last failed
+ * wsembed call, or `WS_OK` if none failed yet. This is how to learn why
+ * `ws_open`/`ws_open_ex` returned 0 (`WS_ERR_INVALID_URL`,
+ * `WS_ERR_UNSUPPORTED`, `WS_ERR_INVALID_ARGUMENT`...), or why a getter
+ * returned 0. Not in API.md: an addition. Any thread; per thread.
+ */
+int ws_last_status(void);
+
+/**
  * Returns this thread's message for its last failed wsembed call, or ""
  * if none failed yet. Never NULL.
  *

@@ -18,6 +18,12 @@ fn open_err(url: &str) -> String {
 fn bad_urls_give_zero_and_a_message() {
     assert_eq!(ws_open(ptr::null()), 0);
     assert!(last_error().contains("NULL"), "{}", last_error());
+    assert_eq!(ws_last_status(), WS_ERR_INVALID_ARGUMENT);
+    let url = CString::new("http://127.0.0.1/").unwrap();
+    assert_eq!(ws_open(url.as_ptr()), 0);
+    assert_eq!(ws_last_status(), WS_ERR_INVALID_URL);
+    assert_eq!(ws_ready_state(0), WS_ERR_INVALID_HANDLE);
+    assert_eq!(ws_last_status(), WS_ERR_INVALID_HANDLE);
     for url in [
         "",
         "not a url",

@@ -1,6 +1,6 @@
 //! Status codes, `ws_strerror` and the per-thread `ws_last_error`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 
@@ -48,16 +48,19 @@ pub const WS_ERR_IO: c_int = -26;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_STATUS: Cell<c_int> = const { Cell::new(WS_OK) };
 }
 
-pub(crate) fn set_last_error(message: &str) {
+pub(crate) fn set_last_error(status: c_int, message: &str) {
     LAST_ERROR.with(|e| *e.borrow_mut() = lossy_cstring(message));
+    LAST_STATUS.with(|s| s.set(status));
 }
 
 /// Records `error` for `ws_last_error` and returns its status code.
 pub(crate) fn report(error: &Error) -> c_int {
-    set_last_error(&error.message);
-    error.kind as c_int
+    let status = error.kind as c_int;
+    set_last_error(status, &error.message);
+    status
 }
 
 /// A status for a call that returns nothing else.
@@ -76,6 +79,16 @@ pub(crate) fn status(result: crate::status::Result<()>) -> c_int {
 #[no_mangle]
 pub extern "C" fn ws_strerror(status: c_int) -> *const c_char {
     boundary(|| describe(status).as_ptr())
+}
+
+/// Returns the status code (`WS_ERR_*`) of this thread's last failed
+/// wsembed call, or `WS_OK` if none failed yet. This is how to learn why
+/// `ws_open`/`ws_open_ex` returned 0 (`WS_ERR_INVALID_URL`,
+/// `WS_ERR_UNSUPPORTED`, `WS_ERR_INVALID_ARGUMENT`...), or why a getter
+/// returned 0. Not in API.md: an addition. Any thread; per thread.
+#[no_mangle]
+pub extern "C" fn ws_last_status() -> c_int {
+    LAST_STATUS.try_with(Cell::get).unwrap_or(WS_OK)
 }
 
 /// Returns this thread's message for its last failed wsembed call, or ""

@@ -57,7 +57,10 @@ pub fn boundary<T: PanicValue>(body: impl FnOnce() -> T) -> T {
     match panic_guard::catch(body) {
         Ok(value) => value,
         Err(message) => {
-            set_last_error(&format!("internal error (a bug in wsembed): {message}"));
+            set_last_error(
+                WS_ERR_INTERNAL,
+                &format!("internal error (a bug in wsembed): {message}"),
+            );
             T::panic_value()
         }
     }
