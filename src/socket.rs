@@ -70,6 +70,9 @@ struct Outbound {
 #[derive(Default)]
 struct Gate {
     running_on: Option<ThreadId>,
+    /// Threads in `free` waiting for the mark to clear: std's condvar makes
+    /// a futex call on every notify, so notify only when one waits.
+    waiters: usize,
 }
 
 pub struct Socket {
@@ -245,10 +248,12 @@ impl Socket {
         let me = thread::current().id();
         let mut gate = lock(&self.gate);
         while gate.running_on.is_some_and(|t| t != me) {
+            gate.waiters += 1;
             gate = self
                 .gate_changed
                 .wait(gate)
                 .unwrap_or_else(|e| e.into_inner());
+            gate.waiters -= 1;
         }
         drop(gate);
         // Finalizers run as the bindings drop, outside every lock; a
@@ -495,8 +500,11 @@ impl Socket {
         struct Release<'a>(&'a Socket);
         impl Drop for Release<'_> {
             fn drop(&mut self) {
-                lock(&self.0.gate).running_on = None;
-                self.0.gate_changed.notify_all();
+                let mut gate = lock(&self.0.gate);
+                gate.running_on = None;
+                if gate.waiters > 0 {
+                    self.0.gate_changed.notify_all();
+                }
             }
         }
         let _release = Release(self);

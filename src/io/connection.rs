@@ -574,7 +574,6 @@ impl Connection {
     }
 
     fn read_all(&mut self, ctx: &mut Ctx<'_>) {
-        let mut discard = [0u8; 4096];
         for _ in 0..READ_BUDGET {
             if !self.detached && self.socket.hold_is_full() {
                 self.read_paused = true;
@@ -585,6 +584,7 @@ impl Connection {
             };
             if self.failed {
                 // After a protocol failure only the peer's hang-up matters.
+                let mut discard = [0u8; 4096];
                 match ws.get_mut().read(&mut discard) {
                     Ok(0) => return self.finish(ctx, CLOSE_ABNORMAL, String::new(), false),
                     Ok(_) => continue,
