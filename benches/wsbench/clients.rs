@@ -1,0 +1,411 @@
+//! The clients of the round-trip and streaming figures.
+//!
+//! Both are one loop with a window of messages in flight: a round trip is
+//! a window of one (the next message goes out when the echo of the last
+//! one is in), streaming a window of several. wsembed runs it the way an
+//! application would, from its callbacks on the IO thread, through the C
+//! ABI (`wsembed::ffi`, exactly the functions C calls); tungstenite runs it
+//! as a plain blocking client; raw TCP runs the same bytes with no framing.
+//!
+//! Every payload is copied once per send by every client (wsembed copies
+//! in `ws_send_*`; the others build an owned message), and every echo is
+//! checked for its length and first and last bytes.
+
+use std::ffi::{c_void, CStr, CString};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::Message;
+use wsembed::ffi::{self, ws_event, ws_handle};
+
+use crate::{alloc_counts, die, usage, watchdog, Args, Json, Usage};
+
+/// What a run asks for.
+#[derive(Clone, Copy)]
+struct Plan {
+    size: usize,
+    binary: bool,
+    /// Untimed messages first (connection warm, buffers grown).
+    warmup: u64,
+    /// Timed messages after the warm-up.
+    count: u64,
+    window: u64,
+    /// tungstenite only: its read buffer size (0: its default).
+    read_buffer: usize,
+}
+
+impl Plan {
+    fn total(&self) -> u64 {
+        self.warmup + self.count
+    }
+
+    fn payload(&self) -> Vec<u8> {
+        // Printable ASCII, so the same bytes are valid text.
+        (0..self.size).map(|i| b'a' + (i % 26) as u8).collect()
+    }
+
+    fn check(&self, payload: &[u8], echo: &[u8]) -> bool {
+        echo.len() == payload.len()
+            && echo.first() == payload.first()
+            && echo.last() == payload.last()
+    }
+}
+
+/// A snapshot at the start or the end of the timed part.
+#[derive(Clone, Copy)]
+struct Mark {
+    at: Instant,
+    usage: Usage,
+    allocs: (u64, u64),
+}
+
+fn mark() -> Mark {
+    Mark {
+        at: Instant::now(),
+        usage: usage(),
+        allocs: alloc_counts(),
+    }
+}
+
+fn report(what: &str, implementation: &str, plan: &Plan, start: Mark, end: Mark) {
+    let secs = end.at.duration_since(start.at).as_secs_f64();
+    let n = plan.count as f64;
+    let cpu = end.usage.cpu - start.usage.cpu;
+    Json::default()
+        .str("bench", what)
+        .str("impl", implementation)
+        .num("size", plan.size as f64)
+        .num("count", n)
+        .num("window", plan.window as f64)
+        .num("secs", secs)
+        .num("per_sec", n / secs)
+        .num("gb_per_sec", n * plan.size as f64 / secs / 1e9)
+        .num("cpu_secs", cpu)
+        .num("cpu_util", cpu / secs)
+        .num(
+            "vcsw_per_msg",
+            (end.usage.voluntary - start.usage.voluntary) as f64 / n,
+        )
+        .num(
+            "ivcsw_per_msg",
+            (end.usage.involuntary - start.usage.involuntary) as f64 / n,
+        )
+        .num("allocs_per_msg", (end.allocs.0 - start.allocs.0) as f64 / n)
+        .num(
+            "alloc_bytes_per_msg",
+            (end.allocs.1 - start.allocs.1) as f64 / n,
+        )
+        .print();
+}
+
+fn plan(args: &Args, default_size: u64, binary: bool, window: u64) -> Plan {
+    Plan {
+        size: args.num("size", default_size) as usize,
+        binary: args.str("binary", if binary { "1" } else { "0" }) == "1",
+        warmup: args.num("warmup", 0),
+        count: args.num("count", 10_000).max(1),
+        window: args.num("window", window).max(1),
+        read_buffer: args.num("read-buffer", 0) as usize,
+    }
+}
+
+/// `rtt --impl wsembed|tungstenite --port P --size S --count N --warmup W`
+pub fn rtt(args: &Args) {
+    let mut plan = plan(args, 16, false, 1);
+    plan.warmup = args.num("warmup", 1000.min(plan.count));
+    plan.window = 1;
+    run(args, "rtt", &plan);
+}
+
+/// `stream --impl wsembed|tungstenite|tcp --port P --size S --count N --window W`
+pub fn stream(args: &Args) {
+    let plan = plan(args, 64 << 10, true, 16);
+    run(args, "stream", &plan);
+}
+
+fn run(args: &Args, what: &str, plan: &Plan) {
+    watchdog(args.num("max-secs", 600), "client");
+    let port = args.num("port", 0);
+    if port == 0 {
+        die("--port is required");
+    }
+    let mut implementation = args.str("impl", "wsembed");
+    let (start, end) = match implementation.as_str() {
+        "wsembed" => wsembed_run(port, plan),
+        "tungstenite" => tungstenite_run(port, plan),
+        "tcp" => tcp_run(port, plan),
+        other => die(&format!("--impl {other:?}: wsembed, tungstenite or tcp")),
+    };
+    if plan.read_buffer > 0 && implementation == "tungstenite" {
+        implementation = format!("tungstenite-rb{}", plan.read_buffer);
+    }
+    report(what, &implementation, plan, start, end);
+}
+
+// ----- wsembed, through the C ABI ------------------------------------------
+
+/// The state the callbacks share; reached through the userdata pointer.
+struct Shared {
+    plan: Plan,
+    payload: Vec<u8>,
+    sent: AtomicU64,
+    received: AtomicU64,
+    state: Mutex<Progress>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Progress {
+    start: Option<Mark>,
+    end: Option<Mark>,
+    closed: bool,
+    failure: Option<String>,
+}
+
+impl Shared {
+    fn update(&self, f: impl FnOnce(&mut Progress)) {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+        self.changed.notify_all();
+    }
+
+    /// Waits until `done` holds or `limit` passes.
+    fn wait(&self, limit: Duration, done: impl Fn(&Progress) -> bool) -> bool {
+        let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (_guard, timeout) = self
+            .changed
+            .wait_timeout_while(guard, limit, |p| !done(p))
+            .unwrap_or_else(|e| e.into_inner());
+        !timeout.timed_out()
+    }
+
+    /// Sends the next message if any is left; on the IO thread.
+    fn send_next(&self, ws: ws_handle) {
+        if self.sent.load(Ordering::Relaxed) >= self.plan.total() {
+            return;
+        }
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let status = if self.plan.binary {
+            ffi::ws_send_binary(ws, self.payload.as_ptr().cast(), self.payload.len())
+        } else {
+            ffi::ws_send_text(ws, self.payload.as_ptr().cast(), self.payload.len())
+        };
+        if status != ffi::WS_OK {
+            let text = last_error();
+            self.update(|p| p.failure = Some(format!("ws_send: {status}: {text}")));
+        }
+    }
+}
+
+fn last_error() -> String {
+    // SAFETY: ws_last_error returns a NUL-terminated string valid until this
+    // thread's next wsembed call; it is copied at once.
+    unsafe { CStr::from_ptr(ffi::ws_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// # Safety
+/// `userdata` is the `Shared` that `wsembed_run` keeps alive until after
+/// `ws_free`.
+unsafe fn shared<'a>(userdata: *mut c_void) -> &'a Shared {
+    // SAFETY: see above.
+    unsafe { &*(userdata as *const Shared) }
+}
+
+unsafe extern "C" fn on_open(ws: ws_handle, _event: *const ws_event, userdata: *mut c_void) {
+    // SAFETY: bound with a live `Shared`.
+    let s = unsafe { shared(userdata) };
+    if s.plan.warmup == 0 {
+        let m = mark();
+        s.update(|p| p.start = Some(m));
+    }
+    for _ in 0..s.plan.window {
+        s.send_next(ws);
+    }
+}
+
+unsafe extern "C" fn on_message(ws: ws_handle, event: *const ws_event, userdata: *mut c_void) {
+    // SAFETY: bound with a live `Shared`; the event is valid during the call.
+    let (s, event) = unsafe { (shared(userdata), &*event) };
+    // SAFETY: a message event's data points to `len` bytes.
+    let echo = unsafe { std::slice::from_raw_parts(event.data, event.len) };
+    if !s.plan.check(&s.payload, echo) || event.is_binary != s.plan.binary {
+        let len = event.len;
+        s.update(|p| p.failure = Some(format!("bad echo: {len} bytes")));
+        return;
+    }
+    let n = s.received.fetch_add(1, Ordering::Relaxed) + 1;
+    if n == s.plan.warmup {
+        let m = mark();
+        s.update(|p| p.start = Some(m));
+    }
+    if n == s.plan.total() {
+        let m = mark();
+        s.update(|p| p.end = Some(m));
+        return;
+    }
+    s.send_next(ws);
+}
+
+unsafe extern "C" fn on_error(_ws: ws_handle, event: *const ws_event, userdata: *mut c_void) {
+    // SAFETY: as on_message.
+    let (s, event) = unsafe { (shared(userdata), &*event) };
+    // SAFETY: reason is a NUL-terminated string during the call.
+    let reason = unsafe { CStr::from_ptr(event.reason) }
+        .to_string_lossy()
+        .into_owned();
+    s.update(|p| p.failure = Some(format!("error event: {reason}")));
+}
+
+unsafe extern "C" fn on_close(_ws: ws_handle, _event: *const ws_event, userdata: *mut c_void) {
+    // SAFETY: as on_open.
+    let s = unsafe { shared(userdata) };
+    s.update(|p| p.closed = true);
+}
+
+fn wsembed_run(port: u64, plan: &Plan) -> (Mark, Mark) {
+    let shared = Arc::new(Shared {
+        plan: *plan,
+        payload: plan.payload(),
+        sent: AtomicU64::new(0),
+        received: AtomicU64::new(0),
+        state: Mutex::new(Progress::default()),
+        changed: Condvar::new(),
+    });
+    let url = CString::new(format!("ws://127.0.0.1:{port}/")).expect("no NUL");
+    let ws = ffi::ws_open(url.as_ptr());
+    if ws == 0 {
+        die(&format!("ws_open: {}", last_error()));
+    }
+    let userdata = Arc::as_ptr(&shared) as *mut c_void;
+    for (kind, callback) in [
+        (ffi::WS_EVENT_OPEN, on_open as ffi_callback),
+        (ffi::WS_EVENT_MESSAGE, on_message),
+        (ffi::WS_EVENT_ERROR, on_error),
+        (ffi::WS_EVENT_CLOSE, on_close),
+    ] {
+        if ffi::ws_bind(ws, kind, Some(callback), userdata) != ffi::WS_OK {
+            die(&format!("ws_bind: {}", last_error()));
+        }
+    }
+    let finished = shared.wait(Duration::from_secs(300), |p| {
+        p.end.is_some() || p.failure.is_some() || p.closed
+    });
+    let progress = |f: &dyn Fn(&Progress) -> Option<String>| {
+        f(&shared.state.lock().unwrap_or_else(|e| e.into_inner()))
+    };
+    if let Some(failure) = progress(&|p| p.failure.clone()) {
+        die(&format!("wsembed: {failure}"));
+    }
+    if !finished || progress(&|p| p.end.is_none().then(String::new)).is_some() {
+        die("wsembed: the run did not finish");
+    }
+    ffi::ws_close(ws);
+    shared.wait(Duration::from_secs(10), |p| p.closed);
+    ffi::ws_free(ws);
+    ffi::ws_shutdown();
+    let p = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    (p.start.expect("started"), p.end.expect("ended"))
+}
+
+#[allow(non_camel_case_types)]
+type ffi_callback = unsafe extern "C" fn(ws_handle, *const ws_event, *mut c_void);
+
+// ----- plain blocking tungstenite ------------------------------------------
+
+fn connect_tcp(port: u64) -> TcpStream {
+    let tcp = TcpStream::connect(("127.0.0.1", port as u16))
+        .unwrap_or_else(|e| die(&format!("connect: {e}")));
+    // As wsembed does: small messages go out at once.
+    let _ = tcp.set_nodelay(true);
+    tcp
+}
+
+fn tungstenite_run(port: u64, plan: &Plan) -> (Mark, Mark) {
+    let url = format!("ws://127.0.0.1:{port}/");
+    // The default configuration unless --read-buffer says otherwise (wsembed
+    // configures 16 KiB; tungstenite's default is 128 KiB, zeroed before
+    // each read).
+    let mut config = WebSocketConfig::default();
+    if plan.read_buffer > 0 {
+        config = config.read_buffer_size(plan.read_buffer);
+    }
+    let (mut ws, _) =
+        tungstenite::client::client_with_config(url.as_str(), connect_tcp(port), Some(config))
+            .unwrap_or_else(|e| die(&format!("tungstenite handshake: {e}")));
+    let payload = plan.payload();
+    let text = String::from_utf8(payload.clone()).expect("ASCII");
+    let total = plan.total();
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut start = (plan.warmup == 0).then(mark);
+    let fail = |e: tungstenite::Error| -> ! { die(&format!("tungstenite: {e}")) };
+    while received < total {
+        while sent < total && sent - received < plan.window {
+            let message = if plan.binary {
+                Message::binary(payload.clone())
+            } else {
+                Message::text(text.clone())
+            };
+            ws.write(message).unwrap_or_else(|e| fail(e));
+            sent += 1;
+        }
+        ws.flush().unwrap_or_else(|e| fail(e));
+        let message = ws.read().unwrap_or_else(|e| fail(e));
+        let echo: &[u8] = match &message {
+            Message::Text(t) if !plan.binary => t.as_bytes(),
+            Message::Binary(b) if plan.binary => &b[..],
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => die(&format!("tungstenite: unexpected {other:?}")),
+        };
+        if !plan.check(&payload, echo) {
+            die(&format!("tungstenite: bad echo: {} bytes", echo.len()));
+        }
+        received += 1;
+        if received == plan.warmup {
+            start = Some(mark());
+        }
+    }
+    let end = mark();
+    let _ = ws.close(None);
+    while ws.read().is_ok() {}
+    (start.expect("started"), end)
+}
+
+// ----- raw TCP ---------------------------------------------------------------
+
+fn tcp_run(port: u64, plan: &Plan) -> (Mark, Mark) {
+    let mut tcp = connect_tcp(port);
+    let payload = plan.payload();
+    let size = payload.len() as u64;
+    let total = plan.total() * size;
+    let warmup = plan.warmup * size;
+    let window = plan.window * size;
+    let mut buf = vec![0u8; (size as usize).max(64 << 10)];
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut start = (warmup == 0).then(mark);
+    while received < total {
+        while sent < total && sent - received < window {
+            // The same one copy per message as the WebSocket clients.
+            let chunk = payload.clone();
+            tcp.write_all(&chunk)
+                .unwrap_or_else(|e| die(&format!("tcp write: {e}")));
+            sent += size;
+        }
+        let n = match tcp.read(&mut buf) {
+            Ok(0) => die("tcp: the server hung up"),
+            Ok(n) => n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => die(&format!("tcp read: {e}")),
+        };
+        if start.is_none() && received < warmup && received + n >= warmup {
+            start = Some(mark());
+        }
+        received += n;
+    }
+    let end = mark();
+    (start.expect("started"), end)
+}
