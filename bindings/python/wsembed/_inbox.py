@@ -10,6 +10,23 @@ from ._events import payload, text
 from .errors import ConnectionClosed
 
 
+class CloseState:
+    """``close_code`` and ``close_reason`` for the clients that keep their
+    events in ``self._inbox``."""
+
+    @property
+    def close_code(self):
+        """The close code once closed, else None."""
+        closed = self._inbox.closed
+        return closed[0] if closed else None
+
+    @property
+    def close_reason(self):
+        """The close reason once closed, else None."""
+        closed = self._inbox.closed
+        return closed[1] if closed else None
+
+
 class Inbox:
     def __init__(self):
         self.messages = collections.deque()

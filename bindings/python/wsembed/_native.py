@@ -67,6 +67,31 @@ def _as_buffer(data):
     return (ctypes.c_char * view.nbytes).from_buffer(view), view.nbytes
 
 
+class NativeState:
+    """The browser's read-only state attributes, for every class that holds
+    its socket in ``self._native``."""
+
+    @property
+    def readyState(self):
+        """``CONNECTING`` (0), ``OPEN`` (1), ``CLOSING`` (2) or ``CLOSED`` (3)."""
+        return self._native.ready_state
+
+    @property
+    def bufferedAmount(self):
+        """Bytes accepted by ``send`` and not yet written to the network."""
+        return self._native.buffered_amount
+
+    @property
+    def protocol(self):
+        """The subprotocol the server selected ("" until OPEN, or if none)."""
+        return self._native.protocol
+
+    @property
+    def url(self):
+        """The URL as parsed, e.g. ``'ws://example.org/'``."""
+        return self._native.url
+
+
 class NativeSocket:
     """Owns one ``ws_handle``. Not public: see ``wsembed.websocket``.
 

@@ -21,8 +21,8 @@ in Python until received.
 import asyncio
 
 from . import _options
-from ._inbox import Inbox
-from ._native import NativeSocket
+from ._inbox import CloseState, Inbox
+from ._native import NativeSocket, NativeState
 from .errors import ConnectionClosed
 
 __all__ = ["connect", "Connection"]
@@ -65,7 +65,7 @@ class _LoopInbox(Inbox):
             await waiter
 
 
-class Connection:
+class Connection(NativeState, CloseState):
     """A WebSocket connection for asyncio; made by :func:`connect`. Use it
     from the event loop it was opened on."""
 
@@ -126,38 +126,6 @@ class Connection:
 
     async def __aexit__(self, *exc_info):
         await self.close()
-
-    @property
-    def url(self):
-        """The URL as parsed."""
-        return self._native.url
-
-    @property
-    def protocol(self):
-        """The subprotocol the server selected, or ""."""
-        return self._native.protocol
-
-    @property
-    def readyState(self):
-        """CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3)."""
-        return self._native.ready_state
-
-    @property
-    def bufferedAmount(self):
-        """Bytes sent but not yet written to the network."""
-        return self._native.buffered_amount
-
-    @property
-    def close_code(self):
-        """The close code once closed, else None."""
-        closed = self._inbox.closed
-        return closed[0] if closed else None
-
-    @property
-    def close_reason(self):
-        """The close reason once closed, else None."""
-        closed = self._inbox.closed
-        return closed[1] if closed else None
 
     def __repr__(self):
         return "<wsembed.aio.Connection {!r} readyState={}>".format(self.url, self.readyState)

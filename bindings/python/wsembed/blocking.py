@@ -15,8 +15,8 @@ it. Messages are kept in Python until received.
 import threading
 
 from . import _callbacks, _options
-from ._inbox import Inbox
-from ._native import NativeSocket
+from ._inbox import CloseState, Inbox
+from ._native import NativeSocket, NativeState
 from .errors import ConnectionClosed
 
 __all__ = ["connect", "Connection"]
@@ -52,7 +52,7 @@ class _ThreadInbox(Inbox):
             return self.changed.wait_for(predicate, timeout)
 
 
-class Connection:
+class Connection(NativeState, CloseState):
     """A WebSocket connection used by blocking calls; made by :func:`connect`.
 
     Thread-safe: one thread may ``recv`` while others ``send``. Do not call
@@ -132,38 +132,6 @@ class Connection:
 
     def __exit__(self, *exc_info):
         self.close()
-
-    @property
-    def url(self):
-        """The URL as parsed."""
-        return self._native.url
-
-    @property
-    def protocol(self):
-        """The subprotocol the server selected, or ""."""
-        return self._native.protocol
-
-    @property
-    def readyState(self):
-        """CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3)."""
-        return self._native.ready_state
-
-    @property
-    def bufferedAmount(self):
-        """Bytes sent but not yet written to the network."""
-        return self._native.buffered_amount
-
-    @property
-    def close_code(self):
-        """The close code once closed, else None."""
-        closed = self._inbox.closed
-        return closed[0] if closed else None
-
-    @property
-    def close_reason(self):
-        """The close reason once closed, else None."""
-        closed = self._inbox.closed
-        return closed[1] if closed else None
 
     def __repr__(self):
         return "<wsembed.blocking.Connection {!r} readyState={}>".format(self.url, self.readyState)

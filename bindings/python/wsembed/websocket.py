@@ -44,7 +44,7 @@ import weakref
 
 from . import _callbacks, _ffi, _options, _unraisable
 from ._events import Event, kind_of
-from ._native import NativeSocket
+from ._native import NativeSocket, NativeState
 
 __all__ = ["WebSocket", "websocket", "Event", "CONNECTING", "OPEN", "CLOSING", "CLOSED"]
 
@@ -104,7 +104,7 @@ class _Handler:
             )
 
 
-class WebSocket:
+class WebSocket(NativeState):
     """A WebSocket client connection, as the browser's ``WebSocket``.
 
     ``WebSocket(url, protocols=None, headers=None, **options)`` starts
@@ -203,28 +203,6 @@ class WebSocket:
             closed.wait(self._close_timeout + _EXIT_GRACE)
             self._native.unbind(key)
         self._native.free()
-
-    # ----- state --------------------------------------------------------
-
-    @property
-    def readyState(self):
-        """``CONNECTING`` (0), ``OPEN`` (1), ``CLOSING`` (2) or ``CLOSED`` (3)."""
-        return self._native.ready_state
-
-    @property
-    def bufferedAmount(self):
-        """Bytes accepted by ``send`` and not yet written to the network."""
-        return self._native.buffered_amount
-
-    @property
-    def protocol(self):
-        """The subprotocol the server selected ("" until OPEN, or if none)."""
-        return self._native.protocol
-
-    @property
-    def url(self):
-        """The URL as parsed, e.g. ``'ws://example.org/'``."""
-        return self._native.url
 
     def __repr__(self):
         state = ("CONNECTING", "OPEN", "CLOSING", "CLOSED")[self.readyState]
