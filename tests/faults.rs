@@ -267,40 +267,49 @@ fn protocol_violations_fail_the_connection() {
         ), // ping over 125 bytes
     ];
     for (frame, code) in cases {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let g2 = got.clone();
-        let server = raw_server(move |mut s| {
-            raw_handshake(&mut s);
-            s.write_all(&frame).unwrap();
-            let mut buf = Vec::new();
-            let _ = s.read_to_end(&mut buf);
-            *g2.lock().unwrap() = buf;
-        });
-        let r = Recorder::new();
-        let h = open(&server.url());
-        r.bind_all(h);
-        let events = r.wait_close();
-        assert_protocol_order(&events);
+        let (events, frames) = peer_fails_the_connection(frame);
         assert!(
-            matches!(
-                &events[..],
-                [
-                    Ev::Open,
-                    Ev::Error(WS_ERR_PROTOCOL, _),
-                    Ev::Close(1006, _, false)
-                ]
-            ),
+            matches!(events[1], Ev::Error(WS_ERR_PROTOCOL, _)),
             "{events:?}"
         );
-        // The client's close frame: masked, opcode 8, code in the payload.
-        wait_until("client hung up", || !got.lock().unwrap().is_empty());
-        let wire = got.lock().unwrap().clone();
-        assert_eq!(wire[0], 0x88, "{wire:?}");
-        let mask = &wire[2..6];
-        let sent = u16::from_be_bytes([wire[6] ^ mask[0], wire[7] ^ mask[1]]);
-        assert_eq!(sent, code);
-        assert_eq!(ws_free(h), WS_OK);
+        // The client's close frame carries the code RFC 6455 7.4.1 asks for.
+        let last = frames.last().unwrap();
+        assert_eq!(
+            (last.0, &last.1[..2]),
+            (8, &code.to_be_bytes()[..]),
+            "{frames:?}"
+        );
     }
+}
+
+/// A scripted peer completes the handshake, sends `bytes`, and records the
+/// client's frames until its close. Checks that the client saw open, one
+/// error and an abnormal close (1006), frees the socket, and returns the
+/// events and the frames.
+fn peer_fails_the_connection(bytes: Vec<u8>) -> (Vec<Ev>, Vec<(u8, Vec<u8>)>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g2 = got.clone();
+    let server = raw_server(move |mut s| {
+        raw_handshake(&mut s);
+        s.write_all(&bytes).unwrap();
+        *g2.lock().unwrap() = read_client_frames(&mut s);
+    });
+    let r = Recorder::new();
+    let h = open(&server.url());
+    r.bind_all(h);
+    let events = r.wait_close();
+    assert_protocol_order(&events);
+    assert!(
+        matches!(
+            &events[..],
+            [Ev::Open, Ev::Error(..), Ev::Close(1006, _, false)]
+        ),
+        "{events:?}"
+    );
+    wait_until("server read the client", || !got.lock().unwrap().is_empty());
+    assert_eq!(ws_free(h), WS_OK);
+    let frames = got.lock().unwrap().clone();
+    (events, frames)
 }
 
 /// Reads the client's frames (masked) until it sends a close; returns
@@ -374,65 +383,32 @@ fn a_reply_sent_from_the_callback_precedes_the_close_reply() {
 #[test]
 fn close_codes_that_may_not_be_sent_fail_the_connection() {
     for code in [999u16, 1005, 1006, 1015, 5000] {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let g2 = got.clone();
-        let server = raw_server(move |mut s| {
-            raw_handshake(&mut s);
-            let c = code.to_be_bytes();
-            s.write_all(&[0x88, 0x02, c[0], c[1]]).unwrap();
-            *g2.lock().unwrap() = read_client_frames(&mut s);
-        });
-        let r = Recorder::new();
-        let h = open(&server.url());
-        r.bind_all(h);
-        let events = r.wait_close();
+        let c = code.to_be_bytes();
+        let (events, frames) = peer_fails_the_connection(vec![0x88, 0x02, c[0], c[1]]);
         assert!(
-            matches!(&events[..], [Ev::Open, Ev::Error(WS_ERR_PROTOCOL, m), Ev::Close(1006, _, false)] if m.contains("invalid close code")),
+            matches!(&events[1], Ev::Error(WS_ERR_PROTOCOL, m) if m.contains("invalid close code")),
             "{code}: {events:?}"
         );
-        wait_until("server read the client", || !got.lock().unwrap().is_empty());
-        let frames = got.lock().unwrap().clone();
         let last = frames.last().unwrap();
         assert_eq!(
             (last.0, &last.1[..2]),
             (8, &1002u16.to_be_bytes()[..]),
             "{code}: {frames:?}"
         );
-        assert_eq!(ws_free(h), WS_OK);
     }
 }
 
 #[test]
 fn invalid_utf8_in_a_close_reason_fails_with_1007() {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let g2 = got.clone();
-    let server = raw_server(move |mut s| {
-        raw_handshake(&mut s);
-        s.write_all(&[0x88, 0x04, 0x03, 0xE8, 0xC3, 0x28]).unwrap();
-        *g2.lock().unwrap() = read_client_frames(&mut s);
-    });
-    let r = Recorder::new();
-    let h = open(&server.url());
-    r.bind_all(h);
-    let events = r.wait_close();
+    let (events, frames) = peer_fails_the_connection(vec![0x88, 0x04, 0x03, 0xE8, 0xC3, 0x28]);
     assert!(
-        matches!(
-            &events[..],
-            [
-                Ev::Open,
-                Ev::Error(WS_ERR_PROTOCOL, _),
-                Ev::Close(1006, _, false)
-            ]
-        ),
+        matches!(events[1], Ev::Error(WS_ERR_PROTOCOL, _)),
         "{events:?}"
     );
-    wait_until("server read the client", || !got.lock().unwrap().is_empty());
-    let frames = got.lock().unwrap().clone();
     assert_eq!(
         frames.last().map(|f| (f.0, f.1[..2].to_vec())),
         Some((8, 1007u16.to_be_bytes().to_vec()))
     );
-    assert_eq!(ws_free(h), WS_OK);
 }
 
 #[test]
