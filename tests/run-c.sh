@@ -279,7 +279,10 @@ wscat_sigint() {
     mkfifo "$fifo"
     # Opened read-write so that wscat never sees the end of input.
     exec {keep}<>"$fifo"
-    timeout $limit "$wscat" "$url" <"$fifo" 2>"$out/err" &
+    # --foreground: timeout forwards the SIGINT to wscat only; otherwise it
+    # also signals its whole process group, wscat gets two SIGINTs, and a
+    # second Ctrl-C kills wscat by design.
+    timeout --foreground $limit "$wscat" "$url" <"$fifo" 2>"$out/err" &
     pid=$!
     for i in $(seq 300); do # wait for the event, at most 30 s
         grep -q connected "$out/err" && break
