@@ -16,7 +16,7 @@ use crate::event::{
     message_view, open_view, Binding, CloseRecord, ErrorRecord, EventKind, EventView,
 };
 use crate::panic_guard;
-use crate::socket::{Replay, Socket};
+use crate::socket::{BindingList, Replay, Socket};
 use crate::status::AsyncErrorKind;
 
 /// Owned by the thread that runs callbacks. Its scratch buffer gives every
@@ -41,6 +41,30 @@ fn call_all<'a>(
         // A listener written in Rust could panic; it must not take the IO
         // thread down with it.
         let _ = panic_guard::catch(|| binding.listener.call(socket.handle, event));
+    }
+}
+
+/// Gives one message to a snapshot of listeners; must run inside the
+/// socket's gate. The payload is copied into `scratch` to give it the
+/// trailing NUL the C contract promises.
+fn deliver(socket: &Socket, scratch: &mut Vec<u8>, message: &Message, list: &BindingList) {
+    let (payload, is_binary) = match message {
+        Message::Text(t) => (t.as_bytes(), false),
+        Message::Binary(b) => (&b[..], true),
+        _ => return,
+    };
+    scratch.clear();
+    scratch.reserve(payload.len() + 1);
+    scratch.extend_from_slice(payload);
+    scratch.push(0);
+    call_all(
+        socket,
+        list.iter().map(|b| &**b),
+        &message_view(scratch, is_binary),
+    );
+    // One huge message should not pin its size for the socket's life.
+    if scratch.capacity() > 1 << 20 {
+        *scratch = Vec::new();
     }
 }
 
@@ -73,8 +97,24 @@ impl Dispatcher {
 
     /// Delivers a message, or holds it while no `message` listener is bound.
     pub fn message(&mut self, socket: &Socket, message: Message) {
-        socket.hold(message);
-        self.catch_up(socket);
+        // The common case (a listener bound, nothing held, nothing to
+        // replay) goes straight to the listeners; anything else takes the
+        // ordered path through the hold queue.
+        let message = if socket.has_replays() {
+            Err(message)
+        } else {
+            socket.ready_for(message)
+        };
+        match message {
+            Ok((message, list)) => {
+                let scratch = &mut self.scratch;
+                socket.with_gate(|| deliver(socket, scratch, &message, &list));
+            }
+            Err(message) => {
+                socket.hold(message);
+                self.catch_up(socket);
+            }
+        }
     }
 
     /// Brings late listeners up to date before anything newer is
@@ -101,24 +141,7 @@ impl Dispatcher {
         let scratch = &mut self.scratch;
         socket.with_gate(|| {
             while let Some((message, list)) = socket.next_held() {
-                let (payload, is_binary) = match &message {
-                    Message::Text(t) => (t.as_bytes(), false),
-                    Message::Binary(b) => (&b[..], true),
-                    _ => continue,
-                };
-                scratch.clear();
-                scratch.reserve(payload.len() + 1);
-                scratch.extend_from_slice(payload);
-                scratch.push(0);
-                call_all(
-                    socket,
-                    list.iter().map(|b| &**b),
-                    &message_view(scratch, is_binary),
-                );
-                // One huge message should not pin its size for the socket's life.
-                if scratch.capacity() > 1 << 20 {
-                    *scratch = Vec::new();
-                }
+                deliver(socket, scratch, &message, &list);
             }
         });
     }

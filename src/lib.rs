@@ -10,6 +10,7 @@ pub mod client;
 mod dispatch;
 pub mod event;
 pub mod ffi;
+mod handle_map;
 mod io;
 pub mod options;
 mod panic_guard;

@@ -1,18 +1,18 @@
 //! Handle → socket. Handles come from a counter and are never reused, so a
 //! stale handle finds nothing instead of someone else's socket.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use once_cell::sync::Lazy;
 
+use crate::handle_map::HandleMap;
 use crate::socket::Socket;
 
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
-static SOCKETS: Lazy<Mutex<HashMap<u64, Arc<Socket>>>> = Lazy::new(Default::default);
+static SOCKETS: Lazy<Mutex<HandleMap<Arc<Socket>>>> = Lazy::new(Default::default);
 
-fn sockets() -> MutexGuard<'static, HashMap<u64, Arc<Socket>>> {
+fn sockets() -> MutexGuard<'static, HandleMap<Arc<Socket>>> {
     SOCKETS.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -4,6 +4,7 @@
 //! The IO thread owns the network side (`io::connection`); callers reach it
 //! only through this struct and the reactor's command queue.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
@@ -16,6 +17,29 @@ use crate::io::{Command, IoShared, Route};
 use crate::options::Options;
 use crate::status::{Error, ErrorKind, Result};
 use crate::target::Target;
+
+thread_local! {
+    /// The socket whose connection hands its outbound queue to the protocol
+    /// right after the callback now running on this (the IO) thread
+    /// returns: a send to it from that callback needs no flush command.
+    static STAGING: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Marks `handle` as staged by its connection after the current delivery;
+/// the mark lifts when the guard drops (also on unwind).
+pub struct StagingGuard(u64);
+
+impl StagingGuard {
+    pub fn new(handle: u64) -> StagingGuard {
+        StagingGuard(STAGING.replace(handle))
+    }
+}
+
+impl Drop for StagingGuard {
+    fn drop(&mut self) {
+        STAGING.set(self.0);
+    }
+}
 
 /// `readyState` values, as in the browser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +81,6 @@ struct Listeners {
     error: Option<ErrorRecord>,
     closed: Option<CloseRecord>,
     held: VecDeque<Message>,
-    held_bytes: usize,
 }
 
 struct Outbound {
@@ -92,6 +115,9 @@ pub struct Socket {
     /// Late listeners waiting for the event they missed.
     replays: Mutex<Vec<(EventKind, Weak<Binding>)>>,
     has_replays: AtomicBool,
+    /// Payload bytes in `listeners.held`; written under that lock, read
+    /// without it by the IO thread before every read.
+    held_bytes: AtomicUsize,
     freed: AtomicBool,
     gate: Mutex<Gate>,
     gate_changed: Condvar,
@@ -137,6 +163,7 @@ impl Socket {
             listeners: Mutex::new(Listeners::default()),
             replays: Mutex::new(Vec::new()),
             has_replays: AtomicBool::new(false),
+            held_bytes: AtomicUsize::new(0),
             freed: AtomicBool::new(false),
             gate: Mutex::new(Gate::default()),
             gate_changed: Condvar::new(),
@@ -202,8 +229,10 @@ impl Socket {
         }
         out.queue.push_back(message);
         self.buffered.fetch_add(len, Ordering::AcqRel);
-        let schedule = !out.scheduled;
-        out.scheduled = true;
+        // From a callback of this socket's message, its connection takes
+        // the queue as soon as the callback returns.
+        let schedule = !out.scheduled && STAGING.get() != self.handle;
+        out.scheduled |= schedule;
         drop(out);
         if schedule {
             self.io.send(Command::Flush(self.handle));
@@ -262,7 +291,7 @@ impl Socket {
         let lists = {
             let mut l = lock(&self.listeners);
             l.held.clear();
-            l.held_bytes = 0;
+            self.held_bytes.store(0, Ordering::Release);
             std::mem::take(&mut l.lists)
         };
         for list in lists {
@@ -438,8 +467,24 @@ impl Socket {
     /// `next_held`, in order, once a `message` listener is bound.
     pub fn hold(&self, message: Message) {
         let mut l = lock(&self.listeners);
-        l.held_bytes += message_len(&message);
+        self.held_bytes
+            .fetch_add(message_len(&message), Ordering::AcqRel);
         l.held.push_back(message);
+    }
+
+    /// The fast path for a message: the listeners to give it to now, or
+    /// `Err` with the message when it must wait behind held ones or for a
+    /// listener (then the caller holds it and catches up).
+    pub fn ready_for(
+        &self,
+        message: Message,
+    ) -> std::result::Result<(Message, BindingList), Message> {
+        let l = lock(&self.listeners);
+        let list = &l.lists[EventKind::Message.index()];
+        if !l.held.is_empty() || list.is_empty() {
+            return Err(message);
+        }
+        Ok((message, list.clone()))
     }
 
     /// The next held message and the listeners to give it to, if any
@@ -451,19 +496,24 @@ impl Socket {
             return None;
         }
         let message = l.held.pop_front()?;
-        l.held_bytes -= message_len(&message);
+        self.held_bytes
+            .fetch_sub(message_len(&message), Ordering::AcqRel);
         Some((message, list))
     }
 
     /// Held messages over the limits: the IO thread stops reading until a
     /// listener drains them.
     pub fn hold_is_full(&self) -> bool {
-        let l = lock(&self.listeners);
-        l.held_bytes
+        self.held_bytes.load(Ordering::Acquire)
             > self
                 .options
                 .max_send_queue
                 .max(self.options.max_message_size)
+    }
+
+    /// Late listeners wait for a replay: deliver nothing newer first.
+    pub fn has_replays(&self) -> bool {
+        self.has_replays.load(Ordering::Acquire)
     }
 
     /// Takes the pending replays to late listeners, oldest first.

@@ -24,7 +24,7 @@ use super::stream::Stream;
 use crate::dispatch::Dispatcher;
 use crate::event::CloseRecord;
 use crate::proxy;
-use crate::socket::{CloseRequest, Socket};
+use crate::socket::{CloseRequest, Socket, StagingGuard};
 use crate::status::AsyncErrorKind;
 
 /// Messages handed to tungstenite per flush: large enough to batch small
@@ -517,6 +517,19 @@ impl Connection {
 
     // ----- readiness ---------------------------------------------------
 
+    /// A readiness event from the poller; `read_closed` says the peer's
+    /// side is shut or the socket is in error.
+    pub fn on_event(&mut self, ctx: &mut Ctx<'_>, read_closed: bool) {
+        match &mut self.phase {
+            Phase::Handshaking(mid) => mid.get_mut().get_mut().on_readiness(read_closed),
+            Phase::Open(ws) => ws.get_mut().on_readiness(read_closed),
+            _ => {}
+        }
+        self.on_ready(ctx);
+    }
+
+    /// Drives whatever the phase waits for; also called without a new
+    /// event (a read budget ran out, reading resumed).
     pub fn on_ready(&mut self, ctx: &mut Ctx<'_>) {
         match &mut self.phase {
             Phase::Connecting { .. } => self.on_connecting_ready(ctx),
@@ -596,7 +609,9 @@ impl Connection {
             match ws.read() {
                 Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
                     if !self.detached {
+                        let staging = StagingGuard::new(self.socket.handle);
                         ctx.dispatcher.message(&self.socket, message);
+                        drop(staging);
                         // What the callback sent must precede any close
                         // frame that a later frame of this pass triggers.
                         self.stage_outbound();

@@ -1,7 +1,7 @@
 //! The IO thread's loop: poll readiness, run commands, fire timers.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,13 +13,14 @@ use super::resolver::Resolver;
 use super::{Command, IoShared, WAKER_TOKEN};
 use crate::dispatch::Dispatcher;
 use crate::event::{lossy_cstring, CloseRecord, EventKind};
+use crate::handle_map::HandleMap;
 use crate::panic_guard;
 use crate::registry;
 
 pub struct Reactor {
     poll: Poll,
     shared: Arc<IoShared>,
-    connections: HashMap<u64, Connection>,
+    connections: HandleMap<Connection>,
     /// Deadlines by handle; stale entries are skipped when they come due.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     dispatcher: Dispatcher,
@@ -36,7 +37,7 @@ impl Reactor {
             poll,
             resolver: Resolver::new(shared.clone()),
             shared,
-            connections: HashMap::new(),
+            connections: HandleMap::default(),
             timers: BinaryHeap::new(),
             dispatcher: Dispatcher::default(),
             commands: Vec::new(),
@@ -75,7 +76,8 @@ impl Reactor {
                     continue;
                 }
                 let handle = event.token().0 as u64;
-                self.with_connection(handle, |c, ctx| c.on_ready(ctx));
+                let read_closed = event.is_read_closed() || event.is_error();
+                self.with_connection(handle, |c, ctx| c.on_event(ctx, read_closed));
             }
             for handle in std::mem::take(&mut self.again) {
                 self.with_connection(handle, |c, ctx| c.on_ready(ctx));

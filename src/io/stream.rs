@@ -30,10 +30,58 @@ impl Route {
     }
 }
 
+/// A TCP stream that skips the read that could only say "would block".
+///
+/// A read that returns fewer bytes than asked for emptied the kernel's
+/// receive queue, and edge-triggered epoll reports every later arrival, so
+/// the next read before the next readiness event would cost a syscall (and
+/// tungstenite zeroing its buffer) to learn nothing. tokio clears readiness
+/// on a short read for the same reason. The one thing a later read could
+/// still learn is end of stream, so once an event says the peer's side is
+/// closed (or in error) every read goes to the kernel again.
+pub struct Tcp {
+    inner: TcpStream,
+    /// The last read was short and no readiness event came since.
+    drained: bool,
+    /// The peer may have shut its side: read until the kernel says so.
+    read_closed: bool,
+}
+
+impl Tcp {
+    fn new(inner: TcpStream) -> Tcp {
+        Tcp {
+            inner,
+            drained: false,
+            read_closed: false,
+        }
+    }
+}
+
+impl Read for Tcp {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.drained {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.inner.read(buf)?;
+        self.drained = n > 0 && n < buf.len() && !self.read_closed;
+        Ok(n)
+    }
+}
+
+impl Write for Tcp {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 pub enum Stream {
-    Plain(TcpStream),
+    Plain(Tcp),
     #[cfg(feature = "tls")]
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Tcp>>),
 }
 
 impl Stream {
@@ -44,13 +92,14 @@ impl Stream {
         if let Some(tls) = &route.tls {
             let conn = rustls::ClientConnection::new(tls.config.clone(), tls.name.clone())
                 .map_err(io::Error::other)?;
+            let tcp = Tcp::new(tcp);
             return Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))));
         }
         let _ = route;
-        Ok(Stream::Plain(tcp))
+        Ok(Stream::Plain(Tcp::new(tcp)))
     }
 
-    pub fn tcp(&self) -> &TcpStream {
+    fn transport(&self) -> &Tcp {
         match self {
             Stream::Plain(s) => s,
             #[cfg(feature = "tls")]
@@ -58,12 +107,29 @@ impl Stream {
         }
     }
 
-    pub fn tcp_mut(&mut self) -> &mut TcpStream {
+    fn transport_mut(&mut self) -> &mut Tcp {
         match self {
             Stream::Plain(s) => s,
             #[cfg(feature = "tls")]
             Stream::Tls(s) => &mut s.sock,
         }
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        &self.transport().inner
+    }
+
+    pub fn tcp_mut(&mut self) -> &mut TcpStream {
+        &mut self.transport_mut().inner
+    }
+
+    /// A readiness event came for this socket: reads go to the kernel
+    /// again. `read_closed` is the event's word that the peer's side is
+    /// shut or the socket is in error.
+    pub fn on_readiness(&mut self, read_closed: bool) {
+        let tcp = self.transport_mut();
+        tcp.drained = false;
+        tcp.read_closed |= read_closed;
     }
 }
 
