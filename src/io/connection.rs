@@ -113,6 +113,8 @@ pub struct Connection {
     /// connection again on its next turn.
     pub more_to_read: bool,
     batch: Vec<Message>,
+    /// Messages tungstenite has returned (of every kind).
+    messages_taken: u64,
 }
 
 fn io_would_block(e: &tungstenite::Error) -> bool {
@@ -222,6 +224,7 @@ impl Connection {
             detached: false,
             more_to_read: false,
             batch: Vec::new(),
+            messages_taken: 0,
         }
     }
 
@@ -606,7 +609,12 @@ impl Connection {
                     Err(_) => return self.finish(ctx, CLOSE_ABNORMAL, String::new(), false),
                 }
             }
-            match ws.read() {
+            if ws.get_mut().nothing_to_read(self.messages_taken) {
+                return;
+            }
+            let read = ws.read();
+            self.messages_taken += u64::from(read.is_ok());
+            match read {
                 Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
                     if !self.detached {
                         let staging = StagingGuard::new(self.socket.handle);

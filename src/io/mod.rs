@@ -1,6 +1,7 @@
 //! The one managed IO thread: its command queue, its start and its stop.
 
 mod connection;
+mod frame_tally;
 mod reactor;
 mod resolver;
 mod stream;

@@ -8,6 +8,7 @@ use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
+use super::frame_tally::FrameTally;
 use crate::proxy::Proxy;
 
 /// How a socket reaches its server: through a proxy or not, over TLS or not.
@@ -45,15 +46,33 @@ pub struct Tcp {
     drained: bool,
     /// The peer may have shut its side: read until the kernel says so.
     read_closed: bool,
+    /// Complete messages in the bytes read so far; plain streams only (under
+    /// TLS these bytes are ciphertext). None once it disagreed.
+    tally: Option<FrameTally>,
 }
 
 impl Tcp {
-    fn new(inner: TcpStream) -> Tcp {
+    fn new(inner: TcpStream, tally: bool) -> Tcp {
         Tcp {
             inner,
             drained: false,
             read_closed: false,
+            tally: tally.then(FrameTally::default),
         }
+    }
+}
+
+impl Tcp {
+    fn nothing_to_read(&mut self, taken: u64) -> bool {
+        let Some(tally) = &self.tally else {
+            return false;
+        };
+        if tally.complete() < taken {
+            // Cannot happen if the tally is right; if it does, stop using it.
+            self.tally = None;
+            return false;
+        }
+        self.drained && tally.complete() == taken
     }
 }
 
@@ -63,6 +82,9 @@ impl Read for Tcp {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let n = self.inner.read(buf)?;
+        if let Some(tally) = &mut self.tally {
+            tally.feed(&buf[..n]);
+        }
         self.drained = n > 0 && n < buf.len() && !self.read_closed;
         Ok(n)
     }
@@ -92,11 +114,11 @@ impl Stream {
         if let Some(tls) = &route.tls {
             let conn = rustls::ClientConnection::new(tls.config.clone(), tls.name.clone())
                 .map_err(io::Error::other)?;
-            let tcp = Tcp::new(tcp);
+            let tcp = Tcp::new(tcp, false);
             return Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))));
         }
         let _ = route;
-        Ok(Stream::Plain(Tcp::new(tcp)))
+        Ok(Stream::Plain(Tcp::new(tcp, true)))
     }
 
     fn transport(&self) -> &Tcp {
@@ -121,6 +143,20 @@ impl Stream {
 
     pub fn tcp_mut(&mut self) -> &mut TcpStream {
         &mut self.transport_mut().inner
+    }
+
+    /// True when asking tungstenite for a message now could only find
+    /// none: the kernel had nothing at the last read, no readiness event
+    /// came since, and tungstenite has returned all `taken` complete
+    /// messages read so far. Saves it zeroing its buffer to learn nothing
+    /// (see `frame_tally`).
+    pub fn nothing_to_read(&mut self, taken: u64) -> bool {
+        match self {
+            Stream::Plain(tcp) => tcp.nothing_to_read(taken),
+            // The TCP bytes are ciphertext: nothing to count.
+            #[cfg(feature = "tls")]
+            Stream::Tls(_) => false,
+        }
     }
 
     /// A readiness event came for this socket: reads go to the kernel
