@@ -155,3 +155,31 @@ def test_bind_on_a_freed_socket_raises(python_server):
     ws.free()
     with pytest.raises(wsembed.InvalidStateError):
         ws.bind("open", print)
+
+
+def test_handlers_keep_their_thread_state_between_events(echo_url):
+    # ctypes would give the IO thread a fresh Python thread state for every
+    # callback (slow, and threading.local values would vanish between
+    # handlers); the binding keeps one for the thread's life.
+    local = threading.local()
+    seen = []
+    done = threading.Event()
+    ws = websocket.WebSocket(echo_url)
+
+    def on_open(evt):
+        local.count = 0
+        ws.send("a")
+
+    def on_message(evt):
+        local.count = getattr(local, "count", -100) + 1
+        seen.append(local.count)
+        if len(seen) < 3:
+            ws.send("b")
+        else:
+            done.set()
+
+    ws.bind("open", on_open)
+    ws.bind("message", on_message)
+    assert done.wait(DEADLINE)
+    ws.free()
+    assert seen == [1, 2, 3]

@@ -12,6 +12,7 @@ The two CFUNCTYPE objects below live as long as the module, so C never
 calls a freed trampoline.
 """
 
+import ctypes
 import itertools
 import threading
 import weakref
@@ -56,11 +57,29 @@ def live_keys():
     return len(_table)
 
 
+def _keep_thread_state():
+    """Makes the calling thread's Python thread state outlive this callback.
+
+    ctypes wraps each call from a thread Python did not start in
+    PyGILState_Ensure/Release, which creates a thread state and destroys it
+    again every time: with its frame stack (an mmap and a munmap) that was
+    about a third of a small-message round trip. One more Ensure that is
+    never released keeps the state for the thread's life, as cffi and
+    pybind11 do for their callbacks; the interpreter deletes it at exit.
+    The IO thread ends only in ``ws_shutdown``, which the package runs at
+    exit; a new IO thread gets its own state the same way.
+    """
+    ctypes.pythonapi.PyGILState_Ensure()
+
+
 @ws_callback
 def on_event(handle, event, key):
     global _io_thread
     try:
-        _io_thread = threading.get_ident()
+        ident = threading.get_ident()
+        if ident != _io_thread:
+            _keep_thread_state()
+            _io_thread = ident
         if _stopped:
             return
         ref = _table.get(key)
