@@ -84,6 +84,7 @@ struct Listeners {
 }
 
 struct Outbound {
+    /// Changes only with `Socket::queued` in step.
     queue: VecDeque<Message>,
     /// A flush command is on its way to the IO thread.
     scheduled: bool,
@@ -109,6 +110,10 @@ pub struct Socket {
     ready: AtomicU8,
     buffered: AtomicUsize,
     outbound: Mutex<Outbound>,
+    /// The outbound queue is not empty; lets the IO thread skip the lock
+    /// when it is. A send that the IO thread misses here sends a flush
+    /// command (or runs on the IO thread, inside a delivery it stages).
+    queued: AtomicBool,
     close_request: Mutex<Option<CloseRequest>>,
     protocol: OnceLock<String>,
     listeners: Mutex<Listeners>,
@@ -158,6 +163,7 @@ impl Socket {
                 queue: VecDeque::new(),
                 scheduled: false,
             }),
+            queued: AtomicBool::new(false),
             close_request: Mutex::new(None),
             protocol: OnceLock::new(),
             listeners: Mutex::new(Listeners::default()),
@@ -228,6 +234,7 @@ impl Socket {
             ));
         }
         out.queue.push_back(message);
+        self.queued.store(true, Ordering::Release);
         self.buffered.fetch_add(len, Ordering::AcqRel);
         // From a callback of this socket's message, its connection takes
         // the queue as soon as the callback returns.
@@ -407,6 +414,7 @@ impl Socket {
         self.ready
             .store(ReadyState::Closed as u8, Ordering::Release);
         out.queue.clear();
+        self.queued.store(false, Ordering::Release);
         out.scheduled = false;
         self.buffered.store(0, Ordering::Release);
     }
@@ -415,6 +423,9 @@ impl Socket {
     /// Returns the bytes taken; they stay in `bufferedAmount` until
     /// `written` is called for them.
     pub fn take_outbound(&self, budget: usize, into: &mut Vec<Message>) -> usize {
+        if !self.queued.load(Ordering::Acquire) {
+            return 0;
+        }
         let mut out = lock(&self.outbound);
         let mut taken = 0;
         while let Some(m) = out.queue.front() {
@@ -427,6 +438,7 @@ impl Socket {
         }
         if out.queue.is_empty() {
             out.scheduled = false;
+            self.queued.store(false, Ordering::Release);
         }
         taken
     }

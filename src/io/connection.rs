@@ -49,7 +49,14 @@ pub struct Ctx<'a> {
     pub registry: &'a Registry,
     pub dispatcher: &'a mut Dispatcher,
     pub resolver: &'a mut Resolver,
-    pub now: Instant,
+    /// Read from the clock on first use: most steps set no deadline.
+    pub now: Option<Instant>,
+}
+
+impl Ctx<'_> {
+    pub fn now(&mut self) -> Instant {
+        *self.now.get_or_insert_with(Instant::now)
+    }
 }
 
 enum Phase {
@@ -510,7 +517,7 @@ impl Connection {
             return;
         }
         if let Some(interval) = self.socket.options.ping_interval {
-            self.next_ping = Some(ctx.now + interval);
+            self.next_ping = Some(ctx.now() + interval);
         }
         ctx.dispatcher.open(&self.socket);
         // The handshake response may have carried messages, and their
@@ -684,7 +691,7 @@ impl Connection {
         self.pong_deadline = None;
         // RFC 6455 7.1.1: the server closes TCP first; do not wait forever.
         if self.close_deadline.is_none() {
-            self.close_deadline = Some(ctx.now + self.socket.options.close_timeout);
+            self.close_deadline = Some(ctx.now() + self.socket.options.close_timeout);
         }
     }
 
@@ -773,7 +780,7 @@ impl Connection {
         self.sent_close = true;
         self.next_ping = None;
         self.pong_deadline = None;
-        self.close_deadline = Some(ctx.now + self.socket.options.close_timeout);
+        self.close_deadline = Some(ctx.now() + self.socket.options.close_timeout);
         match ws.close(frame) {
             Ok(()) => {
                 self.socket.written(self.in_flight);
@@ -821,7 +828,7 @@ impl Connection {
         }
         // Drain the peer's bytes until it hangs up or the close timeout
         // passes.
-        self.close_deadline = Some(ctx.now + self.socket.options.close_timeout);
+        self.close_deadline = Some(ctx.now() + self.socket.options.close_timeout);
         self.read_all(ctx);
     }
 
@@ -859,7 +866,7 @@ impl Connection {
     // ----- timers ------------------------------------------------------
 
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_>) {
-        let now = ctx.now;
+        let now = ctx.now();
         let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
         if due(self.connect_deadline) {
             let timeout = self.socket.options.connect_timeout;
@@ -896,14 +903,14 @@ impl Connection {
             return;
         };
         let interval = self.socket.options.ping_interval.unwrap_or_default();
-        self.next_ping = Some(ctx.now + interval);
+        self.next_ping = Some(ctx.now() + interval);
         if self.pong_deadline.is_none() {
             let timeout = self
                 .socket
                 .options
                 .effective_pong_timeout()
                 .unwrap_or_default();
-            self.pong_deadline = Some(ctx.now + timeout);
+            self.pong_deadline = Some(ctx.now() + timeout);
         }
         match ws.write(Message::Ping(Default::default())) {
             Ok(()) => self.pump(ctx),

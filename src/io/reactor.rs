@@ -96,7 +96,7 @@ impl Reactor {
             registry: self.poll.registry(),
             dispatcher: &mut self.dispatcher,
             resolver: &mut self.resolver,
-            now: Instant::now(),
+            now: None,
         };
         connection.more_to_read = false;
         if let Err(panic) = panic_guard::catch(|| f(connection, &mut ctx)) {
