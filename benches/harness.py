@@ -241,6 +241,7 @@ class Bench:
         impls = [
             ("wsembed", "wsembed (C ABI)"),
             ("tungstenite", "tungstenite (blocking)"),
+            ("tungstenite-epoll", "tungstenite on an epoll loop"),
         ]
         if self.o.lws:
             impls.append(("lws", "libwebsockets (C)"))
@@ -270,6 +271,7 @@ class Bench:
                     row = [placement, "{} B".format(size)]
                     row += [spread(column(results, i, "per_sec"), "rate") for i in names]
                     row.append("**" + spread(ratios(results, "wsembed", "tungstenite", "per_sec"), "ratio") + "**")
+                    row.append(spread(ratios(results, "wsembed", "tungstenite-epoll", "per_sec"), "ratio"))
                     if "lws" in names:
                         row.append(spread(ratios(results, "wsembed", "lws", "per_sec"), "ratio"))
                     row.append(
@@ -285,6 +287,7 @@ class Bench:
                 server.stop()
         header = ["placement", "size"] + ["{} rt/s".format(label) for _, label in impls]
         header.append("wsembed / tungstenite (target ≥ 0.95)")
+        header.append("wsembed / tungstenite on epoll")
         if "lws" in names:
             header.append("wsembed / libwebsockets")
         header += ["server CPU ({})".format(" / ".join(names)), "client CPU"]

@@ -137,8 +137,11 @@ fn run(args: &Args, what: &str, plan: &Plan) {
     let (start, end) = match implementation.as_str() {
         "wsembed" => wsembed_run(port, plan),
         "tungstenite" => tungstenite_run(port, plan),
+        "tungstenite-epoll" => tungstenite_epoll_run(port, plan),
         "tcp" => tcp_run(port, plan),
-        other => die(&format!("--impl {other:?}: wsembed, tungstenite or tcp")),
+        other => die(&format!(
+            "--impl {other:?}: wsembed, tungstenite, tungstenite-epoll or tcp"
+        )),
     };
     if plan.read_buffer > 0 && implementation == "tungstenite" {
         implementation = format!("tungstenite-rb{}", plan.read_buffer);
@@ -372,6 +375,83 @@ fn tungstenite_run(port: u64, plan: &Plan) -> (Mark, Mark) {
     let end = mark();
     let _ = ws.close(None);
     while ws.read().is_ok() {}
+    (start.expect("started"), end)
+}
+
+// ----- tungstenite on an epoll loop ------------------------------------------
+
+/// tungstenite as an event loop drives it: a non-blocking socket, mio
+/// (edge-triggered epoll), every read until it would block, all on the
+/// one thread and with wsembed's 16 KiB read buffer. No FFI, no second
+/// thread, no callbacks: what any readiness-driven client pays over a
+/// blocking one, which wsembed pays too.
+fn tungstenite_epoll_run(port: u64, plan: &Plan) -> (Mark, Mark) {
+    use mio::{Events, Interest, Poll, Token};
+    let url = format!("ws://127.0.0.1:{port}/");
+    let config = WebSocketConfig::default().read_buffer_size(16 << 10);
+    let (ws, _) =
+        tungstenite::client::client_with_config(url.as_str(), connect_tcp(port), Some(config))
+            .unwrap_or_else(|e| die(&format!("tungstenite handshake: {e}")));
+    let fail = |e: tungstenite::Error| -> ! { die(&format!("tungstenite: {e}")) };
+    let std_tcp = ws.into_inner();
+    std_tcp
+        .set_nonblocking(true)
+        .unwrap_or_else(|e| die(&format!("nonblocking: {e}")));
+    let mut tcp = mio::net::TcpStream::from_std(std_tcp);
+    let mut poll = Poll::new().unwrap_or_else(|e| die(&format!("poll: {e}")));
+    poll.registry()
+        .register(&mut tcp, Token(0), Interest::READABLE)
+        .unwrap_or_else(|e| die(&format!("register: {e}")));
+    let mut ws = tungstenite::WebSocket::from_raw_socket(
+        tcp,
+        tungstenite::protocol::Role::Client,
+        Some(config),
+    );
+    let mut events = Events::with_capacity(16);
+    let payload = plan.payload();
+    let text = String::from_utf8(payload.clone()).expect("ASCII");
+    let total = plan.total();
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut start = (plan.warmup == 0).then(mark);
+    while received < total {
+        while sent < total && sent - received < plan.window {
+            let message = if plan.binary {
+                Message::binary(payload.clone())
+            } else {
+                Message::text(text.clone())
+            };
+            ws.write(message).unwrap_or_else(|e| fail(e));
+            sent += 1;
+        }
+        match ws.flush() {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => fail(e),
+        }
+        let message = match ws.read() {
+            Ok(message) => message,
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                poll.poll(&mut events, None)
+                    .unwrap_or_else(|e| die(&format!("poll: {e}")));
+                continue;
+            }
+            Err(e) => fail(e),
+        };
+        let echo: &[u8] = match &message {
+            Message::Text(t) if !plan.binary => t.as_bytes(),
+            Message::Binary(b) if plan.binary => &b[..],
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => die(&format!("tungstenite: unexpected {other:?}")),
+        };
+        if !plan.check(&payload, echo) {
+            die(&format!("tungstenite: bad echo: {} bytes", echo.len()));
+        }
+        received += 1;
+        if received == plan.warmup {
+            start = Some(mark());
+        }
+    }
+    let end = mark();
     (start.expect("started"), end)
 }
 

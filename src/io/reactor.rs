@@ -54,9 +54,8 @@ impl Reactor {
                 return;
             }
             let timeout = if self.again.is_empty() {
-                self.timers
-                    .peek()
-                    .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
+                self.next_deadline()
+                    .map(|at| at.saturating_duration_since(Instant::now()))
             } else {
                 Some(Duration::ZERO)
             };
@@ -195,6 +194,24 @@ impl Reactor {
         for handle in handles {
             self.with_connection(handle, |c, ctx| c.on_shutdown(ctx));
         }
+    }
+
+    /// The earliest live deadline. Entries a connection no longer waits
+    /// for are dropped on the way: a stale one would make every poll arm a
+    /// kernel timer (on the round-trip path) and would hold memory until
+    /// its time came.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, handle))) = self.timers.peek().copied() {
+            let live = self
+                .connections
+                .get(&handle)
+                .is_some_and(|c| c.scheduled == Some(at));
+            if live {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
     }
 
     fn fire_timers(&mut self) {
