@@ -99,21 +99,22 @@ impl Dispatcher {
     pub fn message(&mut self, socket: &Socket, message: Message) {
         // The common case (a listener bound, nothing held, nothing to
         // replay) goes straight to the listeners; anything else takes the
-        // ordered path through the hold queue.
-        let message = if socket.has_replays() {
-            Err(message)
+        // ordered path through the hold queue. The snapshot is taken inside
+        // the gate, as every snapshot must be.
+        let mut message = if socket.has_replays() {
+            Some(message)
         } else {
-            socket.ready_for(message)
+            let scratch = &mut self.scratch;
+            let mut slow = None;
+            socket.with_gate(|| match socket.ready_for(message) {
+                Ok((message, list)) => deliver(socket, scratch, &message, &list),
+                Err(message) => slow = Some(message),
+            });
+            slow
         };
-        match message {
-            Ok((message, list)) => {
-                let scratch = &mut self.scratch;
-                socket.with_gate(|| deliver(socket, scratch, &message, &list));
-            }
-            Err(message) => {
-                socket.hold(message);
-                self.catch_up(socket);
-            }
+        if let Some(message) = message.take() {
+            socket.hold(message);
+            self.catch_up(socket);
         }
     }
 

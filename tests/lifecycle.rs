@@ -243,3 +243,47 @@ fn open_and_free_from_inside_callbacks() {
     // SAFETY: from into_raw above; no callback uses it after the frees.
     drop(unsafe { std::ffi::CString::from_raw(url) });
 }
+
+static FINALIZED: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "C" fn count_finalized(_: *mut c_void) {
+    FINALIZED.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn every_finalizer_has_run_when_ws_free_returns_while_messages_flow() {
+    // Every delivery holds a snapshot of the listener list; one taken
+    // outside the gate ws_free waits on would drop (and finalize) after
+    // ws_free returned.
+    let server = firehose();
+    let o = ws_options_new();
+    assert_eq!(ws_options_set_close_timeout_ms(o, 100), WS_OK);
+    for round in 0..50 {
+        let g = Box::new(Guard {
+            freed: AtomicBool::new(false),
+            calls: AtomicUsize::new(0),
+            late: AtomicUsize::new(0),
+        });
+        let ud = &*g as *const Guard as *mut c_void;
+        let h = open_with(&server.url(), o);
+        let before = FINALIZED.load(Ordering::SeqCst);
+        assert_eq!(
+            ws_bind_ex(
+                h,
+                WS_EVENT_MESSAGE,
+                Some(guarded),
+                ud,
+                Some(count_finalized)
+            ),
+            WS_OK
+        );
+        wait_until("messages flow", || g.calls.load(Ordering::SeqCst) > 20);
+        assert_eq!(ws_free(h), WS_OK);
+        assert_eq!(
+            FINALIZED.load(Ordering::SeqCst),
+            before + 1,
+            "round {round}: the finalizer had not run when ws_free returned"
+        );
+    }
+    ws_options_free(o);
+}
