@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use tungstenite::Message;
-
 use crate::event::{EventKind, Listener, ListenerId};
 use crate::io::{self, Command, Route};
 use crate::options::Options;
@@ -12,6 +10,7 @@ use crate::registry;
 use crate::socket::Socket;
 use crate::status::{Error, ErrorKind, Result};
 use crate::target::Target;
+use crate::wire::DataOpcode;
 
 /// Whether this build speaks `wss://`.
 pub const HAS_TLS: bool = cfg!(feature = "tls");
@@ -66,11 +65,11 @@ pub fn send_text(socket: &Socket, bytes: &[u8]) -> Result<()> {
             format!("text is not valid UTF-8: {e}; nothing was sent"),
         )
     })?;
-    socket.send(Message::text(text), text.len())
+    socket.send(DataOpcode::Text, text.as_bytes())
 }
 
 pub fn send_binary(socket: &Socket, data: &[u8]) -> Result<()> {
-    socket.send(Message::binary(data.to_vec()), data.len())
+    socket.send(DataOpcode::Binary, data)
 }
 
 /// Checks a close code and reason as the browser's `close(code, reason)`.

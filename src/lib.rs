@@ -21,3 +21,4 @@ pub mod status;
 pub mod target;
 #[cfg(feature = "tls")]
 mod tls;
+mod wire;

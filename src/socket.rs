@@ -17,6 +17,7 @@ use crate::io::{Command, IoShared, Route};
 use crate::options::Options;
 use crate::status::{Error, ErrorKind, Result};
 use crate::target::Target;
+use crate::wire::{append_frame, new_mask, DataOpcode};
 
 thread_local! {
     /// The socket whose connection hands its outbound queue to the protocol
@@ -84,8 +85,11 @@ struct Listeners {
 }
 
 struct Outbound {
-    /// Changes only with `Socket::queued` in step.
-    queue: VecDeque<Message>,
+    /// Encoded frames, masked, ready for the wire (see `wire`). Empty
+    /// exactly when `Socket::queued` is false.
+    frames: Vec<u8>,
+    /// Payload bytes in `frames`: what they add to `bufferedAmount`.
+    payload: usize,
     /// A flush command is on its way to the IO thread.
     scheduled: bool,
 }
@@ -160,7 +164,8 @@ impl Socket {
             ready: AtomicU8::new(ReadyState::Connecting as u8),
             buffered: AtomicUsize::new(0),
             outbound: Mutex::new(Outbound {
-                queue: VecDeque::new(),
+                frames: Vec::new(),
+                payload: 0,
                 scheduled: false,
             }),
             queued: AtomicBool::new(false),
@@ -198,8 +203,10 @@ impl Socket {
 
     // ----- caller side -------------------------------------------------
 
-    /// Queues a text or binary message of `len` payload bytes.
-    pub fn send(&self, message: Message, len: usize) -> Result<()> {
+    /// Queues a text or binary message: checks the state and limits, then
+    /// copies `payload` once, as a masked frame, into the outbound bytes.
+    pub fn send(&self, opcode: DataOpcode, payload: &[u8]) -> Result<()> {
+        let len = payload.len();
         if len > self.options.max_message_size {
             return Err(Error::new(
                 ErrorKind::TooLarge,
@@ -209,6 +216,7 @@ impl Socket {
                 ),
             ));
         }
+        let mask = new_mask();
         let mut out = lock(&self.outbound);
         let state = self.ready_state();
         if state != ReadyState::Open {
@@ -233,7 +241,8 @@ impl Socket {
                 ),
             ));
         }
-        out.queue.push_back(message);
+        append_frame(&mut out.frames, opcode, payload, mask);
+        out.payload += len;
         self.queued.store(true, Ordering::Release);
         self.buffered.fetch_add(len, Ordering::AcqRel);
         // From a callback of this socket's message, its connection takes
@@ -413,38 +422,27 @@ impl Socket {
         let mut out = lock(&self.outbound);
         self.ready
             .store(ReadyState::Closed as u8, Ordering::Release);
-        out.queue.clear();
+        out.frames = Vec::new();
+        out.payload = 0;
         self.queued.store(false, Ordering::Release);
         out.scheduled = false;
         self.buffered.store(0, Ordering::Release);
     }
 
-    /// Takes queued messages, up to about `budget` bytes but at least one.
-    /// Returns the bytes taken; they stay in `bufferedAmount` until
-    /// `written` is called for them.
-    pub fn take_outbound(&self, budget: usize, into: &mut Vec<Message>) -> usize {
+    /// Moves every queued frame into `into` (which the caller passes empty;
+    /// its buffer is kept for the next ones, so a steady flow allocates
+    /// nothing). Returns the payload bytes moved; they stay in
+    /// `bufferedAmount` until `written` is called for them.
+    pub fn take_outbound(&self, into: &mut Vec<u8>) -> usize {
         if !self.queued.load(Ordering::Acquire) {
             return 0;
         }
         let mut out = lock(&self.outbound);
-        let mut taken = 0;
-        while let Some(m) = out.queue.front() {
-            let len = message_len(m);
-            if taken > 0 && taken + len > budget {
-                break;
-            }
-            taken += len;
-            into.extend(out.queue.pop_front());
-        }
-        if out.queue.is_empty() {
-            out.scheduled = false;
-            self.queued.store(false, Ordering::Release);
-        }
-        taken
-    }
-
-    pub fn has_outbound(&self) -> bool {
-        !lock(&self.outbound).queue.is_empty()
+        std::mem::swap(&mut out.frames, into);
+        out.frames.clear();
+        out.scheduled = false;
+        self.queued.store(false, Ordering::Release);
+        std::mem::take(&mut out.payload)
     }
 
     /// Bytes handed to the socket: they leave `bufferedAmount`.

@@ -27,9 +27,6 @@ use crate::proxy;
 use crate::socket::{CloseRequest, Socket, StagingGuard};
 use crate::status::AsyncErrorKind;
 
-/// Messages handed to tungstenite per flush: large enough to batch small
-/// messages into few writes, small enough to keep its buffer bounded.
-const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// Reads per turn: a peer that sends without pause must not starve the
 /// other sockets.
 const READ_BUDGET: usize = 64;
@@ -119,7 +116,6 @@ pub struct Connection {
     /// The read budget ran out with data left; the reactor drives this
     /// connection again on its next turn.
     pub more_to_read: bool,
-    batch: Vec<Message>,
     /// Messages tungstenite has returned (of every kind).
     messages_taken: u64,
 }
@@ -230,7 +226,6 @@ impl Connection {
             read_paused: false,
             detached: false,
             more_to_read: false,
-            batch: Vec::new(),
             messages_taken: 0,
         }
     }
@@ -565,7 +560,8 @@ impl Connection {
         self.pump(ctx);
     }
 
-    /// Moves queued messages into tungstenite in batches and flushes.
+    /// Sends what is queued: tungstenite's frames and ours, in order,
+    /// until the socket would block or nothing is left.
     pub fn pump(&mut self, ctx: &mut Ctx<'_>) {
         loop {
             let Phase::Open(ws) = &mut self.phase else {
@@ -579,19 +575,8 @@ impl Connection {
                 Err(e) if io_would_block(&e) => return,
                 Err(e) => return self.on_stream_error(ctx, e),
             }
-            if self.sent_close || self.failed {
+            if !self.stage_outbound() {
                 return;
-            }
-            self.in_flight = self
-                .socket
-                .take_outbound(WRITE_BATCH_BYTES, &mut self.batch);
-            if self.batch.is_empty() {
-                return;
-            }
-            for message in self.batch.drain(..) {
-                // The write buffer is unbounded, so the only failures are
-                // a closed connection; the flush above reports it.
-                let _ = ws.write(message);
             }
         }
     }
@@ -648,19 +633,23 @@ impl Connection {
         self.more_to_read = true;
     }
 
-    /// Hands every queued message to tungstenite without flushing, so it is
-    /// ordered before any frame tungstenite queues next (a close reply).
-    fn stage_outbound(&mut self) {
+    /// Queues every frame the socket has for the wire, without sending, so
+    /// it goes before any frame tungstenite writes next (a close reply).
+    /// False when there was none.
+    fn stage_outbound(&mut self) -> bool {
         if self.sent_close || self.failed {
-            return;
+            return false;
         }
         let Phase::Open(ws) = &mut self.phase else {
-            return;
+            return false;
         };
-        self.in_flight += self.socket.take_outbound(usize::MAX, &mut self.batch);
-        for message in self.batch.drain(..) {
-            let _ = ws.write(message);
-        }
+        let mut staged = false;
+        ws.get_mut().queue_with(|frames| {
+            self.in_flight += self.socket.take_outbound(frames);
+            // Empty messages are frames too: judge by bytes, not payload.
+            staged = !frames.is_empty();
+        });
+        staged
     }
 
     /// Resumes reading that stopped while held messages were over limit.

@@ -2,6 +2,7 @@
 
 mod connection;
 mod frame_tally;
+mod out_queue;
 mod reactor;
 mod resolver;
 mod stream;

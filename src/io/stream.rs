@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 use mio::net::TcpStream;
 
 use super::frame_tally::FrameTally;
+use super::out_queue::OutQueue;
 use crate::proxy::Proxy;
 
 /// How a socket reaches its server: through a proxy or not, over TLS or not.
@@ -100,49 +101,105 @@ impl Write for Tcp {
     }
 }
 
-pub enum Stream {
+enum Transport {
     Plain(Tcp),
     #[cfg(feature = "tls")]
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Tcp>>),
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Transport::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// What tungstenite reads from and writes to: the transport, with the
+/// bytes waiting for it. tungstenite's writes always succeed here (what the
+/// socket does not take is queued), so frames wsembed encodes itself and
+/// tungstenite's control frames keep one order; `flush` says "would block"
+/// until the queue is empty.
+pub struct Stream {
+    transport: Transport,
+    out: OutQueue,
 }
 
 impl Stream {
     /// Wraps a connected TCP stream as the route says. The TLS handshake
     /// itself runs lazily inside the first reads and writes.
     pub fn new(tcp: TcpStream, route: &Route) -> io::Result<Stream> {
+        let transport = Stream::transport_for(tcp, route)?;
+        Ok(Stream {
+            transport,
+            out: OutQueue::default(),
+        })
+    }
+
+    fn transport_for(tcp: TcpStream, route: &Route) -> io::Result<Transport> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &route.tls {
             let conn = rustls::ClientConnection::new(tls.config.clone(), tls.name.clone())
                 .map_err(io::Error::other)?;
             let tcp = Tcp::new(tcp, false);
-            return Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))));
+            return Ok(Transport::Tls(Box::new(rustls::StreamOwned::new(
+                conn, tcp,
+            ))));
         }
         let _ = route;
-        Ok(Stream::Plain(Tcp::new(tcp, true)))
+        Ok(Transport::Plain(Tcp::new(tcp, true)))
     }
 
-    fn transport(&self) -> &Tcp {
-        match self {
-            Stream::Plain(s) => s,
+    fn tcp_ref(&self) -> &Tcp {
+        match &self.transport {
+            Transport::Plain(s) => s,
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => &s.sock,
+            Transport::Tls(s) => &s.sock,
         }
     }
 
-    fn transport_mut(&mut self) -> &mut Tcp {
-        match self {
-            Stream::Plain(s) => s,
+    fn tcp_ref_mut(&mut self) -> &mut Tcp {
+        match &mut self.transport {
+            Transport::Plain(s) => s,
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => &mut s.sock,
+            Transport::Tls(s) => &mut s.sock,
         }
     }
 
     pub fn tcp(&self) -> &TcpStream {
-        &self.transport().inner
+        &self.tcp_ref().inner
     }
 
     pub fn tcp_mut(&mut self) -> &mut TcpStream {
-        &mut self.transport_mut().inner
+        &mut self.tcp_ref_mut().inner
+    }
+
+    /// Queues encoded frames behind everything already written; `fill`
+    /// gets an empty (reused) buffer to fill. Sent by the next `flush`.
+    pub fn queue_with(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
+        let mut chunk = self.out.take_spare();
+        fill(&mut chunk);
+        self.out.push(chunk);
     }
 
     /// True when asking tungstenite for a message now could only find
@@ -151,11 +208,11 @@ impl Stream {
     /// messages read so far. Saves it zeroing its buffer to learn nothing
     /// (see `frame_tally`).
     pub fn nothing_to_read(&mut self, taken: u64) -> bool {
-        match self {
-            Stream::Plain(tcp) => tcp.nothing_to_read(taken),
+        match &mut self.transport {
+            Transport::Plain(tcp) => tcp.nothing_to_read(taken),
             // The TCP bytes are ciphertext: nothing to count.
             #[cfg(feature = "tls")]
-            Stream::Tls(_) => false,
+            Transport::Tls(_) => false,
         }
     }
 
@@ -163,7 +220,7 @@ impl Stream {
     /// again. `read_closed` is the event's word that the peer's side is
     /// shut or the socket is in error.
     pub fn on_readiness(&mut self, read_closed: bool) {
-        let tcp = self.transport_mut();
+        let tcp = self.tcp_ref_mut();
         tcp.drained = false;
         tcp.read_closed |= read_closed;
     }
@@ -171,28 +228,18 @@ impl Stream {
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            #[cfg(feature = "tls")]
-            Stream::Tls(s) => s.read(buf),
-        }
+        self.transport.read(buf)
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            #[cfg(feature = "tls")]
-            Stream::Tls(s) => s.write(buf),
-        }
+        self.out.write_through(&mut self.transport, buf)?;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            #[cfg(feature = "tls")]
-            Stream::Tls(s) => s.flush(),
-        }
+        self.out.send(&mut self.transport)?;
+        self.transport.flush()
     }
 }
