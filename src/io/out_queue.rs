@@ -3,18 +3,22 @@
 //! and whatever tungstenite writes (control frames), queued behind them.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 
-/// A buffer bigger than this is not kept for reuse after a burst.
-const RECYCLE_MAX: usize = 1 << 20;
+/// Emptied buffers kept for reuse, at most this many bytes of them, so a
+/// steady flow allocates nothing and a burst's memory goes back.
+const SPARE_BYTES_MAX: usize = 1 << 20;
+/// Buffers handed to one vectored write.
+const MAX_SLICES: usize = 64;
 
 #[derive(Default)]
 pub struct OutQueue {
     chunks: VecDeque<Vec<u8>>,
     /// Bytes of the front chunk already written.
     front_written: usize,
-    /// An emptied buffer, kept so the next batch needs no allocation.
-    spare: Vec<u8>,
+    /// Emptied buffers, so the next batches need no allocation.
+    spares: Vec<Vec<u8>>,
+    spare_bytes: usize,
 }
 
 impl OutQueue {
@@ -32,15 +36,18 @@ impl OutQueue {
         }
     }
 
-    /// An empty buffer to fill (the spare one, if any).
+    /// An empty buffer to fill (a reused one, if any).
     pub fn take_spare(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.spare)
+        let spare = self.spares.pop().unwrap_or_default();
+        self.spare_bytes -= spare.capacity();
+        spare
     }
 
     fn recycle(&mut self, mut chunk: Vec<u8>) {
-        if chunk.capacity() <= RECYCLE_MAX && chunk.capacity() > self.spare.capacity() {
+        if chunk.capacity() > 0 && self.spare_bytes + chunk.capacity() <= SPARE_BYTES_MAX {
             chunk.clear();
-            self.spare = chunk;
+            self.spare_bytes += chunk.capacity();
+            self.spares.push(chunk);
         }
     }
 
@@ -68,23 +75,55 @@ impl OutQueue {
     }
 
     /// Writes queued bytes until none is left (Ok) or `sink` would block.
+    #[cfg(any(test, feature = "tls"))]
     pub fn send(&mut self, sink: &mut impl Write) -> io::Result<()> {
-        while let Some(front) = self.chunks.front() {
-            match sink.write(&front[self.front_written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.front_written += n;
-                    if self.front_written == front.len() {
-                        self.front_written = 0;
-                        let done = self.chunks.pop_front().expect("front exists");
-                        self.recycle(done);
-                    }
+        self.send_vectored(|slices| sink.write(slices[0].as_ref()))
+    }
+
+    /// As `send`, with a write that takes several buffers at once (one
+    /// syscall for every message a callback pass queued).
+    pub fn send_vectored(
+        &mut self,
+        mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        while !self.chunks.is_empty() {
+            let written = if self.chunks.len() == 1 {
+                // The usual case (one reply): no slice array to fill.
+                write(&[IoSlice::new(&self.chunks[0][self.front_written..])])
+            } else {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let mut count = 0;
+                for (i, chunk) in self.chunks.iter().take(MAX_SLICES).enumerate() {
+                    let from = if i == 0 { self.front_written } else { 0 };
+                    slices[i] = IoSlice::new(&chunk[from..]);
+                    count += 1;
                 }
+                write(&slices[..count])
+            };
+            match written {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         Ok(())
+    }
+
+    /// `n` more bytes went out: drops (and reuses) the chunks they finish.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let front = self.chunks.front().expect("no more written than queued");
+            let left = front.len() - self.front_written;
+            if n < left {
+                self.front_written += n;
+                return;
+            }
+            n -= left;
+            self.front_written = 0;
+            let done = self.chunks.pop_front().expect("front exists");
+            self.recycle(done);
+        }
     }
 }
 
@@ -137,6 +176,44 @@ mod tests {
             assert!(rounds < 100);
         }
         assert_eq!(sink.taken, b"abcdefghPONGij");
+    }
+
+    #[test]
+    fn a_vectored_write_may_end_anywhere_in_any_chunk() {
+        let mut q = OutQueue::default();
+        for chunk in [&b"abc"[..], b"", b"defgh", b"i", b"jklmnop"] {
+            q.push(chunk.to_vec());
+        }
+        let mut taken = Vec::new();
+        // Takes 4 bytes per call, across slice boundaries.
+        let mut steps = 0;
+        while !q.is_empty() {
+            q.send_vectored(|slices| {
+                steps += 1;
+                if steps % 2 == 0 {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                let mut n = 0;
+                for s in slices {
+                    let take = s.len().min(4 - n);
+                    taken.extend_from_slice(&s[..take]);
+                    n += take;
+                    if n == 4 {
+                        break;
+                    }
+                }
+                Ok(n)
+            })
+            .or_else(|e| {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .unwrap();
+        }
+        assert_eq!(taken, b"abcdefghijklmnop");
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! The byte stream under tungstenite: plain TCP now; TLS is a variant of
-//! this enum, so the connection state machine does not change with it.
+//! The byte stream under tungstenite: plain TCP or TLS over it (one type,
+//! so the connection state machine does not change with it), with the
+//! bytes waiting to be written.
 //!
-//! No `write_vectored` here: std sends with MSG_NOSIGNAL but `writev`
-//! cannot, and a SIGPIPE would kill a C host that does not ignore it.
+//! Writes never raise SIGPIPE: std sends with MSG_NOSIGNAL, and the
+//! vectored write here is a `sendmsg` with the same flag.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::AsRawFd;
 
 use mio::net::TcpStream;
 
@@ -74,6 +76,29 @@ impl Tcp {
             return false;
         }
         self.drained && tally.complete() == taken
+    }
+}
+
+impl Tcp {
+    /// One `sendmsg` for several buffers. Not `write_vectored`: std's
+    /// `writev` cannot pass MSG_NOSIGNAL, and a SIGPIPE would kill a C
+    /// host that does not ignore it.
+    fn send_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        // SAFETY: msghdr is plain old data; all zeroes is a valid (empty)
+        // message.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        // IoSlice is ABI-compatible with iovec on Unix (std guarantees it);
+        // sendmsg only reads the array.
+        msg.msg_iov = slices.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = slices.len() as _;
+        // SAFETY: the descriptor is this open socket's; `msg` and every
+        // buffer it points to live until the call returns.
+        let sent = unsafe { libc::sendmsg(self.inner.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if sent < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(sent as usize)
+        }
     }
 }
 
@@ -239,7 +264,11 @@ impl Write for Stream {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.send(&mut self.transport)?;
+        match &mut self.transport {
+            Transport::Plain(tcp) => self.out.send_vectored(|s| tcp.send_vectored(s))?,
+            #[cfg(feature = "tls")]
+            Transport::Tls(tls) => self.out.send(tls)?,
+        }
         self.transport.flush()
     }
 }
