@@ -39,17 +39,20 @@ pub fn append_frame(out: &mut Vec<u8>, opcode: DataOpcode, payload: &[u8], mask:
 
 /// XORs `bytes` with the mask key, the first byte with `mask[0]`.
 fn apply_mask(bytes: &mut [u8], mask: [u8; 4]) {
-    let wide = u64::from_ne_bytes([
-        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
-    ]);
-    let mut chunks = bytes.chunks_exact_mut(8);
+    // A fixed-size inner loop over 16 bytes compiles to one vector XOR.
+    let mut pattern = [0u8; 16];
+    for (i, p) in pattern.iter_mut().enumerate() {
+        *p = mask[i % 4];
+    }
+    let mut chunks = bytes.chunks_exact_mut(16);
     for chunk in &mut chunks {
-        let word = u64::from_ne_bytes((&*chunk).try_into().expect("8 bytes")) ^ wide;
-        chunk.copy_from_slice(&word.to_ne_bytes());
+        for (b, p) in chunk.iter_mut().zip(pattern) {
+            *b ^= p;
+        }
     }
     // Whole chunks keep the remainder aligned with the key.
-    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
-        *b ^= mask[i % 4];
+    for (b, p) in chunks.into_remainder().iter_mut().zip(pattern) {
+        *b ^= p;
     }
 }
 
