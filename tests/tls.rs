@@ -362,3 +362,40 @@ fn echo_tls(mut ws: tungstenite::WebSocket<StreamOwned<ServerConnection, TcpStre
         }
     }
 }
+
+#[test]
+fn big_messages_queued_just_before_close_all_arrive_first() {
+    // Several megabytes queued at once fill the TLS and TCP buffers: the
+    // close frame must still leave after the last of them.
+    let ca = ca("wsembed test CA");
+    let server = tls_server(&leaf(&ca, &["127.0.0.1"], false), None);
+    let o = options_with_ca_file(&ca, "backpressure");
+    let r = Recorder::new();
+    let h = open_with(&wss_url(&server), o);
+    ws_options_free(o);
+    r.bind_all(h);
+    r.wait_open();
+    let sent: Vec<Vec<u8>> = (0..8u8)
+        .map(|i| (0..256 * 1024).map(|j| (j % 251) as u8 ^ i).collect())
+        .collect();
+    for message in &sent {
+        assert_eq!(
+            ws_send_binary(h, message.as_ptr().cast(), message.len()),
+            WS_OK
+        );
+    }
+    assert_eq!(ws_close(h), WS_OK);
+    let events = r.wait_close();
+    assert_protocol_order(&events);
+    let echoed = messages(&events);
+    assert_eq!(echoed.len(), sent.len(), "{} echoes", echoed.len());
+    for (echo, message) in echoed.iter().zip(&sent) {
+        assert!(echo.1 && &echo.0 == message);
+    }
+    assert!(
+        matches!(events.last(), Some(Ev::Close(1005, _, true))),
+        "{:?}",
+        events.last()
+    );
+    assert_eq!(ws_free(h), WS_OK);
+}
