@@ -58,6 +58,7 @@ struct World {
 }
 
 static WORLD: std::sync::OnceLock<World> = std::sync::OnceLock::new();
+static CALLBACK_CALLS: AtomicU64 = AtomicU64::new(0);
 
 fn world() -> &'static World {
     WORLD.get().unwrap()
@@ -86,8 +87,15 @@ unsafe extern "C" fn on_event(h: ws_handle, e: *const ws_event, ud: *mut c_void)
     if ud.records_order {
         log.kinds.lock().unwrap().push(e.kind);
     }
-    // Sometimes act from inside the callback, as real code does.
-    let mut rng = Rng(e.len as u64 ^ h.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5);
+    // Sometimes act from inside the callback, as real code does. The call
+    // count is mixed in: a choice fixed per socket and event would repeat
+    // in every replay, and a close listener that binds a close listener
+    // that is replayed the close... never ends.
+    let call = CALLBACK_CALLS.fetch_add(1, Ordering::Relaxed);
+    let mut rng = Rng(e.len as u64
+        ^ h.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ call.wrapping_mul(0xD6E8_FEB8_6659_FD93)
+        | 1);
     match rng.below(40) {
         0 => {
             let s = ws_send(h, c"from a callback".as_ptr());
