@@ -84,6 +84,10 @@ impl Tcp {
     /// `writev` cannot pass MSG_NOSIGNAL, and a SIGPIPE would kill a C
     /// host that does not ignore it.
     fn send_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        if let [one] = slices {
+            // std's `send` passes MSG_NOSIGNAL too, with less to set up.
+            return self.inner.write(one);
+        }
         // SAFETY: msghdr is plain old data; all zeroes is a valid (empty)
         // message.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
