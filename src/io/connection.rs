@@ -103,7 +103,7 @@ pub struct Connection {
     pong_deadline: Option<Instant>,
     /// The deadline the reactor's timer heap last heard of.
     pub scheduled: Option<Instant>,
-    /// Payload bytes handed to tungstenite and not yet flushed.
+    /// Payload bytes staged in the stream's queue and not yet all written.
     in_flight: usize,
     sent_close: bool,
     received_close: Option<(u16, String)>,
@@ -473,8 +473,9 @@ impl Connection {
         let max = self.socket.options.max_message_size;
         WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_BYTES)
-            // wsembed keeps its own bounded queue and flushes per batch, so
-            // tungstenite's buffer never writes on its own.
+            // tungstenite writes only control frames (wsembed encodes data
+            // frames itself, see `wire`); its buffer goes out when flushed,
+            // behind the frames already staged, never on its own.
             .write_buffer_size(usize::MAX / 2)
             .max_write_buffer_size(usize::MAX)
             .max_message_size(Some(max))
