@@ -48,6 +48,31 @@ impl Plan {
         (0..self.size).map(|i| b'a' + (i % 26) as u8).collect()
     }
 
+    /// The next message of a tungstenite client: one copy of the payload,
+    /// as every client makes.
+    fn tungstenite_message(&self, payload: &[u8], text: &str) -> Message {
+        if self.binary {
+            Message::binary(payload.to_vec())
+        } else {
+            Message::text(text)
+        }
+    }
+
+    /// Whether a message a tungstenite client read is an echo (false for a
+    /// ping or pong); dies on anything else or a bad echo.
+    fn tungstenite_echo(&self, payload: &[u8], message: &Message) -> bool {
+        let echo: &[u8] = match message {
+            Message::Text(t) if !self.binary => t.as_bytes(),
+            Message::Binary(b) if self.binary => &b[..],
+            Message::Ping(_) | Message::Pong(_) => return false,
+            other => die(&format!("tungstenite: unexpected {other:?}")),
+        };
+        if !self.check(payload, echo) {
+            die(&format!("tungstenite: bad echo: {} bytes", echo.len()));
+        }
+        true
+    }
+
     fn check(&self, payload: &[u8], echo: &[u8]) -> bool {
         echo.len() == payload.len()
             && echo.first() == payload.first()
@@ -348,24 +373,14 @@ fn tungstenite_run(port: u64, plan: &Plan) -> (Mark, Mark) {
     let fail = |e: tungstenite::Error| -> ! { die(&format!("tungstenite: {e}")) };
     while received < total {
         while sent < total && sent - received < plan.window {
-            let message = if plan.binary {
-                Message::binary(payload.clone())
-            } else {
-                Message::text(text.clone())
-            };
-            ws.write(message).unwrap_or_else(|e| fail(e));
+            ws.write(plan.tungstenite_message(&payload, &text))
+                .unwrap_or_else(|e| fail(e));
             sent += 1;
         }
         ws.flush().unwrap_or_else(|e| fail(e));
         let message = ws.read().unwrap_or_else(|e| fail(e));
-        let echo: &[u8] = match &message {
-            Message::Text(t) if !plan.binary => t.as_bytes(),
-            Message::Binary(b) if plan.binary => &b[..],
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => die(&format!("tungstenite: unexpected {other:?}")),
-        };
-        if !plan.check(&payload, echo) {
-            die(&format!("tungstenite: bad echo: {} bytes", echo.len()));
+        if !plan.tungstenite_echo(&payload, &message) {
+            continue;
         }
         received += 1;
         if received == plan.warmup {
@@ -415,12 +430,8 @@ fn tungstenite_epoll_run(port: u64, plan: &Plan) -> (Mark, Mark) {
     let mut start = (plan.warmup == 0).then(mark);
     while received < total {
         while sent < total && sent - received < plan.window {
-            let message = if plan.binary {
-                Message::binary(payload.clone())
-            } else {
-                Message::text(text.clone())
-            };
-            ws.write(message).unwrap_or_else(|e| fail(e));
+            ws.write(plan.tungstenite_message(&payload, &text))
+                .unwrap_or_else(|e| fail(e));
             sent += 1;
         }
         match ws.flush() {
@@ -437,14 +448,8 @@ fn tungstenite_epoll_run(port: u64, plan: &Plan) -> (Mark, Mark) {
             }
             Err(e) => fail(e),
         };
-        let echo: &[u8] = match &message {
-            Message::Text(t) if !plan.binary => t.as_bytes(),
-            Message::Binary(b) if plan.binary => &b[..],
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => die(&format!("tungstenite: unexpected {other:?}")),
-        };
-        if !plan.check(&payload, echo) {
-            die(&format!("tungstenite: bad echo: {} bytes", echo.len()));
+        if !plan.tungstenite_echo(&payload, &message) {
+            continue;
         }
         received += 1;
         if received == plan.warmup {
