@@ -101,7 +101,7 @@ impl Dispatcher {
         // replay) goes straight to the listeners; anything else takes the
         // ordered path through the hold queue. The snapshot is taken inside
         // the gate, as every snapshot must be.
-        let mut message = if socket.has_replays() {
+        let slow = if socket.has_replays() {
             Some(message)
         } else {
             let scratch = &mut self.scratch;
@@ -112,7 +112,7 @@ impl Dispatcher {
             });
             slow
         };
-        if let Some(message) = message.take() {
+        if let Some(message) = slow {
             socket.hold(message);
             self.catch_up(socket);
         }
