@@ -24,6 +24,9 @@ thread_local! {
     /// right after the callback now running on this (the IO) thread
     /// returns: a send to it from that callback needs no flush command.
     static STAGING: Cell<u64> = const { Cell::new(0) };
+    /// This thread's id, kept: `thread::current()` counts a reference up
+    /// and down, twice per delivered message.
+    static THIS_THREAD: ThreadId = thread::current().id();
 }
 
 /// Marks `handle` as staged by its connection after the current delivery;
@@ -429,6 +432,11 @@ impl Socket {
         self.buffered.store(0, Ordering::Release);
     }
 
+    /// Frames are queued that no connection pass has taken yet.
+    pub fn has_outbound(&self) -> bool {
+        self.queued.load(Ordering::Acquire)
+    }
+
     /// Moves every queued frame into `into` (which the caller passes empty;
     /// its buffer is kept for the next ones, so a steady flow allocates
     /// nothing). Returns the payload bytes moved; they stay in
@@ -554,7 +562,7 @@ impl Socket {
             if self.is_freed() {
                 return;
             }
-            gate.running_on = Some(thread::current().id());
+            gate.running_on = Some(THIS_THREAD.with(|id| *id));
         }
         // Clears the mark even if `f` unwinds.
         struct Release<'a>(&'a Socket);

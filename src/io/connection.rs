@@ -555,10 +555,26 @@ impl Connection {
     /// Flushes what is pending and reads what has arrived, each until the
     /// socket would block (readiness is edge-triggered).
     fn drive(&mut self, ctx: &mut Ctx<'_>) {
-        self.pump(ctx);
+        // Sending first lets a writable edge move a backlog before reads
+        // add to it; with nothing waiting it would only cost the flush
+        // calls, on the path from a message's arrival to its answer.
+        if self.has_output_waiting() {
+            self.pump(ctx);
+        }
         self.read_all(ctx);
         // Callbacks may have queued messages or auto-pongs may be pending.
         self.pump(ctx);
+    }
+
+    /// Bytes for the wire are waiting: in the stream's queue (what the
+    /// socket did not take) or in the socket's (sent, not yet staged).
+    /// tungstenite holds none between turns: every pump ends in its flush,
+    /// which hands its buffer to the stream whole.
+    fn has_output_waiting(&self) -> bool {
+        let Phase::Open(ws) = &self.phase else {
+            return false;
+        };
+        ws.get_ref().has_queued() || self.socket.has_outbound()
     }
 
     /// Sends what is queued: tungstenite's frames and ours, in order,

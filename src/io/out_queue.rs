@@ -22,7 +22,6 @@ pub struct OutQueue {
 }
 
 impl OutQueue {
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }

@@ -215,6 +215,10 @@ impl Reactor {
     }
 
     fn fire_timers(&mut self) {
+        if self.timers.is_empty() {
+            // The usual case (no ping interval): no clock read per pass.
+            return;
+        }
         let now = Instant::now();
         while let Some(Reverse((at, handle))) = self.timers.peek().copied() {
             if at > now {

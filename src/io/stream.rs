@@ -231,6 +231,19 @@ impl Stream {
         self.out.push(chunk);
     }
 
+    /// Bytes the socket has not taken yet (queued here, or TLS records
+    /// rustls holds).
+    pub fn has_queued(&self) -> bool {
+        if !self.out.is_empty() {
+            return true;
+        }
+        match &self.transport {
+            Transport::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Transport::Tls(s) => s.conn.wants_write(),
+        }
+    }
+
     /// True when asking tungstenite for a message now could only find
     /// none: the kernel had nothing at the last read, no readiness event
     /// came since, and tungstenite has returned all `taken` complete
