@@ -6,7 +6,8 @@
   ``/headers`` sends the request headers as JSON, then echoes;
   ``/send/N`` sends N text messages "0".."N-1" at once, then echoes;
   ``/protocol`` echoes, with the subprotocols "chat" and "superchat";
-  ``/stall`` reads nothing.
+  ``/stall`` reads nothing; ``/late-echo/SECONDS`` reads nothing for
+  SECONDS, then echoes.
   It records how each connection was closed by the client.
 - ``RustServer``: the project's ``examples/echo_server.rs``.
 - ``HangingServer``: accepts TCP and never answers, so a socket stays
@@ -77,6 +78,8 @@ class PythonServer:
                 return
             if path == "/headers":
                 await ws.send(json.dumps(dict(ws.request.headers.raw_items())))
+            if path.startswith("/late-echo/"):
+                await asyncio.sleep(float(path.rsplit("/", 1)[1]))
             if path.startswith("/send/"):
                 for i in range(int(path.rsplit("/", 1)[1])):
                     await ws.send(str(i))

@@ -113,3 +113,45 @@ def test_connection_dropped_with_its_loop(python_server):
 
     ws = run(main())
     del ws
+
+
+# More than the loopback buffers and the server's own queue hold while it
+# reads nothing, so the 512 KiB send queue fills.
+LATE_ECHO_MESSAGES = [bytes([i]) * (256 * 1024) for i in range(128)]
+
+
+def test_send_waits_for_room_in_a_full_queue(python_server, send_pauses):
+    # The server reads nothing for half a second: sends wait for the queue
+    # to drain instead of raising QueueFullError, and every message is
+    # echoed, whole and in order.
+    async def main():
+        url = python_server.url("/late-echo/0.5")
+        async with wsembed.aio.connect(url, max_send_queue=512 * 1024) as ws:
+            for message in LATE_ECHO_MESSAGES:
+                await ws.send(message)
+            return [await ws.recv() for _ in LATE_ECHO_MESSAGES]
+
+    assert run(main()) == LATE_ECHO_MESSAGES
+    assert send_pauses
+
+
+def test_a_waiting_send_raises_when_the_connection_closes(python_server, send_pauses):
+    async def main():
+        url = python_server.url("/stall")
+        ws = await wsembed.aio.connect(url, max_send_queue=64 * 1024, close_timeout=0.2)
+        chunk = b"x" * (64 * 1024)
+
+        async def flood():
+            while True:
+                await ws.send(chunk)
+
+        sender = asyncio.ensure_future(flood())
+        while len(send_pauses) < 3:
+            # Until a send has been refused and retried a few times.
+            await asyncio.sleep(0.01)
+        assert not sender.done()
+        await ws.close()
+        with pytest.raises(wsembed.InvalidStateError):
+            await sender
+
+    run(main())

@@ -7,7 +7,7 @@ import pytest
 
 import wsembed
 from servers import DEADLINE, free_port
-from wsembed import errors
+from wsembed import _ffi, errors
 
 
 def test_send_and_recv(echo_url):
@@ -94,3 +94,38 @@ def test_subprotocol_and_close_code(python_server):
     assert (ws.close_code, ws.close_reason) == (3000, "going")
     ws.close()  # idempotent
     assert python_server.wait_closes(lambda closes: ("/protocol", 3000) in closes)
+
+
+def test_send_waits_for_room_in_a_full_queue(python_server, send_pauses):
+    # As the asyncio test: the server reads nothing for half a second.
+    messages = [bytes([i]) * (256 * 1024) for i in range(128)]
+    url = python_server.url("/late-echo/0.5")
+    with wsembed.connect(url, max_send_queue=512 * 1024) as ws:
+        for message in messages:
+            ws.send(message)
+        echoed = [ws.recv(timeout=DEADLINE) for _ in messages]
+    assert echoed == messages
+    assert send_pauses
+
+
+def test_send_from_a_callback_on_the_io_thread_does_not_wait(python_server):
+    # The IO thread is what empties the queue: waiting there would never end.
+    outcome = []
+    url = python_server.url("/stall")
+    with wsembed.connect(url, max_send_queue=64 * 1024, close_timeout=0.2) as ws:
+        done = threading.Event()
+
+        def flood_from_the_io_thread(evt):
+            try:
+                while True:
+                    ws.send(b"x" * 1024)
+            except wsembed.QueueFullError as e:
+                outcome.append(e)
+            finally:
+                done.set()
+
+        # "open" has happened: the binding replays it on the IO thread.
+        ws._native.bind(_ffi.WS_EVENT_OPEN, flood_from_the_io_thread)
+        assert done.wait(DEADLINE)
+    assert len(outcome) == 1
+    assert outcome[0].status == errors.WS_ERR_QUEUE_FULL

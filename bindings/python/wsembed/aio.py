@@ -20,10 +20,10 @@ in Python until received.
 
 import asyncio
 
-from . import _options
+from . import _options, _room
 from ._inbox import CloseState, Inbox
 from ._native import NativeSocket, NativeState
-from .errors import ConnectionClosed
+from .errors import ConnectionClosed, QueueFullError
 
 __all__ = ["connect", "Connection"]
 
@@ -98,9 +98,20 @@ class Connection(NativeState, CloseState):
             raise
 
     async def send(self, data):
-        """Sends ``str`` as text, a bytes-like object as binary. The data is
-        copied and queued at once (see ``WebSocket.send`` for the errors)."""
-        self._native.send(data)
+        """Sends ``str`` as text, a bytes-like object as binary; copies and
+        queues. When the send queue is full (``max_send_queue``), waits
+        until the peer has read enough for the message to fit, as
+        ``websockets`` waits for its buffer to drain; it raises
+        ``InvalidStateError`` if the connection closes meanwhile (see
+        ``WebSocket.send`` for the other errors). Bound it with
+        ``asyncio.wait_for``."""
+        pauses = None  # made only once the queue is found full
+        while True:
+            try:
+                return self._native.send(data)
+            except QueueFullError:
+                pauses = pauses or _room.pauses()
+                await asyncio.sleep(next(pauses))
 
     async def close(self, code=None, reason=None):
         """Closes (code 1000 or 3000-4999, reason at most 123 bytes), waits

@@ -13,11 +13,12 @@ it. Messages are kept in Python until received.
 """
 
 import threading
+import time
 
-from . import _callbacks, _options
+from . import _callbacks, _options, _room
 from ._inbox import CloseState, Inbox
 from ._native import NativeSocket, NativeState
-from .errors import ConnectionClosed
+from .errors import ConnectionClosed, QueueFullError
 
 __all__ = ["connect", "Connection"]
 
@@ -109,8 +110,22 @@ class Connection(NativeState, CloseState):
 
     def send(self, data):
         """Sends ``str`` as text, a bytes-like object as binary; copies and
-        queues, never blocks (see ``WebSocket.send`` for the errors)."""
-        self._native.send(data)
+        queues. When the send queue is full (``max_send_queue``), waits
+        until the peer has read enough for the message to fit, as a
+        blocking socket's send would; it raises ``InvalidStateError`` if
+        the connection closes meanwhile. From a callback on the IO thread,
+        which is the thread that empties the queue, it never waits and
+        raises ``QueueFullError`` instead (see ``WebSocket.send`` for the
+        other errors)."""
+        pauses = None  # made only once the queue is found full
+        while True:
+            try:
+                return self._native.send(data)
+            except QueueFullError:
+                if _callbacks.on_io_thread():
+                    raise
+                pauses = pauses or _room.pauses()
+                time.sleep(next(pauses))
 
     def close(self, code=None, reason=None):
         """Closes (code 1000 or 3000-4999, reason at most 123 bytes), waits
