@@ -179,6 +179,13 @@ class HangingServer:
             connection.close()
 
 
+def late_echo_messages():
+    """For ``/late-echo/``: more bytes than the loopback buffers and the
+    server's own queue hold while it reads nothing (32 MiB), so a 512 KiB
+    send queue fills."""
+    return [bytes([i]) * (256 * 1024) for i in range(128)]
+
+
 def free_port():
     """A port nothing listens on (bound, then released)."""
     with socket.socket() as s:

@@ -7,7 +7,7 @@ import pytest
 
 import wsembed
 import wsembed.aio
-from servers import DEADLINE, free_port
+from servers import DEADLINE, free_port, late_echo_messages
 from wsembed import errors
 
 
@@ -115,23 +115,21 @@ def test_connection_dropped_with_its_loop(python_server):
     del ws
 
 
-# More than the loopback buffers and the server's own queue hold while it
-# reads nothing, so the 512 KiB send queue fills.
-LATE_ECHO_MESSAGES = [bytes([i]) * (256 * 1024) for i in range(128)]
-
 
 def test_send_waits_for_room_in_a_full_queue(python_server, send_pauses):
     # The server reads nothing for half a second: sends wait for the queue
     # to drain instead of raising QueueFullError, and every message is
     # echoed, whole and in order.
+    messages = late_echo_messages()
+
     async def main():
         url = python_server.url("/late-echo/0.5")
         async with wsembed.aio.connect(url, max_send_queue=512 * 1024) as ws:
-            for message in LATE_ECHO_MESSAGES:
+            for message in messages:
                 await ws.send(message)
-            return [await ws.recv() for _ in LATE_ECHO_MESSAGES]
+            return [await ws.recv() for _ in messages]
 
-    assert run(main()) == LATE_ECHO_MESSAGES
+    assert run(main()) == messages
     assert send_pauses
 
 

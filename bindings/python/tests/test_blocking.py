@@ -6,7 +6,7 @@ import time
 import pytest
 
 import wsembed
-from servers import DEADLINE, free_port
+from servers import DEADLINE, free_port, late_echo_messages
 from wsembed import _ffi, errors
 
 
@@ -98,7 +98,7 @@ def test_subprotocol_and_close_code(python_server):
 
 def test_send_waits_for_room_in_a_full_queue(python_server, send_pauses):
     # As the asyncio test: the server reads nothing for half a second.
-    messages = [bytes([i]) * (256 * 1024) for i in range(128)]
+    messages = late_echo_messages()
     url = python_server.url("/late-echo/0.5")
     with wsembed.connect(url, max_send_queue=512 * 1024) as ws:
         for message in messages:
