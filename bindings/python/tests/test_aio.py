@@ -115,7 +115,6 @@ def test_connection_dropped_with_its_loop(python_server):
     del ws
 
 
-
 def test_send_waits_for_room_in_a_full_queue(python_server, send_pauses):
     # The server reads nothing for half a second: sends wait for the queue
     # to drain instead of raising QueueFullError, and every message is
