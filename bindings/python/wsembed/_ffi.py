@@ -91,6 +91,7 @@ _options = c_void_p
 SIGNATURES = {
     # library
     "ws_strerror": ([c_int], c_char_p),
+    "ws_last_status": ([], c_int),
     "ws_last_error": ([], c_char_p),
     "ws_version": ([], c_char_p),
     "ws_has_tls": ([], c_bool),

@@ -36,21 +36,18 @@ def _read_string(getter, handle):
     return buf.value.decode("utf-8", "replace")
 
 
-def _open_failed(url):
-    """The exception for ``ws_open_ex`` returning 0.
-
-    ``ws_open_ex`` gives no status code, only ``ws_last_error()``: the
-    causes are a bad URL, ``wss://`` in a build without TLS, or an IO thread
-    that could not start. Options were already checked one setter at a time.
+def _open_failed():
+    """The exception for ``ws_open_ex`` returning 0, from the status code
+    and message the library recorded for this thread (``ws_last_status``,
+    ``ws_last_error``): a bad URL, ``wss://`` in a build without TLS, an IO
+    thread that could not start... Call it right after ``ws_open_ex``,
+    before any other wsembed call on this thread replaces them.
     """
+    status = lib.ws_last_status()
     message = errors.last_error()
-    scheme = url.partition(":")[0].strip().lower()
-    if scheme == "wss" and not lib.ws_has_tls():
-        status = _ffi.WS_ERR_UNSUPPORTED
-    elif message.startswith("cannot start the IO thread"):
+    if status == _ffi.WS_OK:
+        # Not expected: a failed ws_open_ex always records its status.
         status = _ffi.WS_ERR_INTERNAL
-    else:
-        status = _ffi.WS_ERR_INVALID_URL
     return errors.from_status(status, message)
 
 
@@ -108,8 +105,10 @@ class NativeSocket:
             raise RuntimeError("wsembed is shut down: the interpreter is exiting")
         with native_options(protocols, headers, **settings) as options:
             handle = lib.ws_open_ex(url_bytes, options)
-        if not handle:
-            raise _open_failed(url)
+            if not handle:
+                # Raised before the options are freed: ws_options_free is a
+                # wsembed call, after which the status need not survive.
+                raise _open_failed()
         self._handle = handle
         self._handlers = {}
         self._finalizer = weakref.finalize(self, _free_handle, handle)

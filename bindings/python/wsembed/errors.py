@@ -90,7 +90,9 @@ class WebSocketError(Exception):
 
 class UnsupportedError(WebSocketError, NotImplementedError):
     """A feature this build of the library lacks, such as ``wss://`` in a
-    build without TLS (the seed's ``NotImplementedError``)."""
+    build without TLS: a ``NotImplementedError``, the counterpart of a
+    browser without WebSocket (where Brython's ``websocket.supported`` is
+    false)."""
 
 
 class InvalidArgumentError(WebSocketError, ValueError):

@@ -59,8 +59,9 @@ _EXIT_GRACE = 5.0
 
 
 def _takes_event(fn):
-    """Whether ``fn`` is called with the event, or with no argument (the
-    seed's table describes both)."""
+    """Whether ``fn`` is called with the event, or with no argument: a
+    callback may take the event or nothing, as a browser event handler may
+    ignore its event."""
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
