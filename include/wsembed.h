@@ -261,7 +261,7 @@ const char *ws_strerror(int status);
  * wsembed call, or `WS_OK` if none failed yet. This is how to learn why
  * `ws_open`/`ws_open_ex` returned 0 (`WS_ERR_INVALID_URL`,
  * `WS_ERR_UNSUPPORTED`, `WS_ERR_INVALID_ARGUMENT`...), or why a getter
- * returned 0. Not in API.md: an addition. Any thread; per thread.
+ * returned 0; `ws_last_error` gives the message. Any thread; per thread.
  */
 int ws_last_status(void);
 
@@ -416,8 +416,9 @@ int ws_options_set_proxy(struct ws_options *options, const char *http_proxy_url)
  * Opens a WebSocket to `url` (`ws://` or `wss://`) with default options.
  *
  * Returns a handle in state CONNECTING at once, or 0 on a synchronous
- * failure (NULL or bad URL: `WS_ERR_INVALID_URL`; `wss://` without TLS:
- * `WS_ERR_UNSUPPORTED`), with `ws_last_error()` set. Never blocks on the
+ * failure (`url` NULL: `WS_ERR_INVALID_ARGUMENT`; bad URL:
+ * `WS_ERR_INVALID_URL`; `wss://` without TLS: `WS_ERR_UNSUPPORTED`), with
+ * `ws_last_status()` and `ws_last_error()` set. Never blocks on the
  * network: resolution, connect and handshake run on the IO thread, and
  * their failures arrive as an `error` event then a `close` event.
  *

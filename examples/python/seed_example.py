@@ -62,7 +62,8 @@ def _open(url):
         # open a web socket
         ws = websocket.websocket(url)
     except NotImplementedError as e:
-        # The seed's "WebSocket is not supported by your browser".
+        # Where Brython's example says "WebSocket is not supported by
+        # your browser".
         print("WebSocket is not supported here: %s (TLS: %s)" % (e, wsembed.has_tls()))
         return False
     # bind functions to web socket events

@@ -85,7 +85,7 @@ pub extern "C" fn ws_strerror(status: c_int) -> *const c_char {
 /// wsembed call, or `WS_OK` if none failed yet. This is how to learn why
 /// `ws_open`/`ws_open_ex` returned 0 (`WS_ERR_INVALID_URL`,
 /// `WS_ERR_UNSUPPORTED`, `WS_ERR_INVALID_ARGUMENT`...), or why a getter
-/// returned 0. Not in API.md: an addition. Any thread; per thread.
+/// returned 0; `ws_last_error` gives the message. Any thread; per thread.
 #[no_mangle]
 pub extern "C" fn ws_last_status() -> c_int {
     LAST_STATUS.try_with(Cell::get).unwrap_or(WS_OK)

@@ -39,8 +39,9 @@ fn open_with(url: *const c_char, options: &Options) -> ws_handle {
 /// Opens a WebSocket to `url` (`ws://` or `wss://`) with default options.
 ///
 /// Returns a handle in state CONNECTING at once, or 0 on a synchronous
-/// failure (NULL or bad URL: `WS_ERR_INVALID_URL`; `wss://` without TLS:
-/// `WS_ERR_UNSUPPORTED`), with `ws_last_error()` set. Never blocks on the
+/// failure (`url` NULL: `WS_ERR_INVALID_ARGUMENT`; bad URL:
+/// `WS_ERR_INVALID_URL`; `wss://` without TLS: `WS_ERR_UNSUPPORTED`), with
+/// `ws_last_status()` and `ws_last_error()` set. Never blocks on the
 /// network: resolution, connect and handshake run on the IO thread, and
 /// their failures arrive as an `error` event then a `close` event.
 ///
