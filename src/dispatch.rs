@@ -1,5 +1,6 @@
 //! Running listeners: turns what a connection produced into calls, in
-//! protocol order, with no internal lock held while a listener runs.
+//! protocol order, with no internal lock held while a listener runs. It
+//! only delivers: what a socket's state becomes is the connection's to say.
 //!
 //! Producing an event (the connection) and running its callbacks (here) are
 //! kept apart so that another delivery thread can take this part's place.
@@ -10,13 +11,9 @@
 
 use tungstenite::Message;
 
-use std::sync::Weak;
-
-use crate::event::{
-    message_view, open_view, Binding, CloseRecord, ErrorRecord, EventKind, EventView,
-};
+use crate::event::{message_view, open_view, Binding, CloseRecord, ErrorRecord, EventView};
 use crate::panic_guard;
-use crate::socket::{BindingList, Replay, Socket};
+use crate::socket::{BindingList, PendingReplay, Replay, Socket};
 use crate::status::AsyncErrorKind;
 
 /// Owned by the thread that runs callbacks. Its scratch buffer gives every
@@ -72,7 +69,7 @@ impl Dispatcher {
     pub fn open(&mut self, socket: &Socket) {
         self.catch_up(socket);
         socket.with_gate(|| {
-            let list = socket.record_open();
+            let list = socket.listeners().record_open();
             call_all(socket, list.iter().map(|b| &**b), &open_view());
         });
     }
@@ -80,17 +77,19 @@ impl Dispatcher {
     pub fn error(&mut self, socket: &Socket, kind: AsyncErrorKind, message: &str) {
         self.catch_up(socket);
         socket.with_gate(|| {
-            let (list, record) = socket.record_error(ErrorRecord::new(kind, message));
+            let (list, record) = socket
+                .listeners()
+                .record_error(ErrorRecord::new(kind, message));
             call_all(socket, list.iter().map(|b| &**b), &record.view());
         });
     }
 
-    /// Marks the socket CLOSED and delivers its one `close` event.
+    /// Delivers the one `close` event of a socket its connection has
+    /// marked CLOSED.
     pub fn close(&mut self, socket: &Socket, record: CloseRecord) {
-        socket.mark_closed();
         self.catch_up(socket);
         socket.with_gate(|| {
-            let (list, record) = socket.record_close(record);
+            let (list, record) = socket.listeners().record_close(record);
             call_all(socket, list.iter().map(|b| &**b), &record.view());
         });
     }
@@ -101,19 +100,20 @@ impl Dispatcher {
         // replay) goes straight to the listeners; anything else takes the
         // ordered path through the hold queue. The snapshot is taken inside
         // the gate, as every snapshot must be.
-        let slow = if socket.has_replays() {
+        let listeners = socket.listeners();
+        let slow = if listeners.has_replays() {
             Some(message)
         } else {
             let scratch = &mut self.scratch;
             let mut slow = None;
-            socket.with_gate(|| match socket.ready_for(message) {
+            socket.with_gate(|| match listeners.ready_for(message) {
                 Ok((message, list)) => deliver(socket, scratch, &message, &list),
                 Err(message) => slow = Some(message),
             });
             slow
         };
         if let Some(message) = slow {
-            socket.hold(message);
+            listeners.hold(message);
             self.catch_up(socket);
         }
     }
@@ -123,25 +123,17 @@ impl Dispatcher {
     /// (if a `message` listener is bound now), then a missed `error` and
     /// `close`.
     pub fn catch_up(&mut self, socket: &Socket) {
-        let mut pending = socket.take_replays();
-        // Stable: listeners of one kind keep their bind order.
-        pending.sort_by_key(|(kind, _)| *kind != EventKind::Open);
-        let later = pending
-            .iter()
-            .position(|(kind, _)| *kind != EventKind::Open)
-            .unwrap_or(pending.len());
-        let mut rest = pending.split_off(later);
-        rest.sort_by_key(|(kind, _)| *kind == EventKind::Close);
-        self.replay(socket, &pending);
+        let order = socket.listeners().take_replays();
+        self.replay(socket, &order.before_held);
         self.deliver_held(socket);
-        self.replay(socket, &rest);
+        self.replay(socket, &order.after_held);
     }
 
     /// Delivers held messages in order while a listener is bound.
     fn deliver_held(&mut self, socket: &Socket) {
         let scratch = &mut self.scratch;
         socket.with_gate(|| {
-            while let Some((message, list)) = socket.next_held() {
+            while let Some((message, list)) = socket.listeners().next_held() {
                 deliver(socket, scratch, &message, &list);
             }
         });
@@ -149,7 +141,7 @@ impl Dispatcher {
 
     /// Gives listeners bound late the events of their kinds that already
     /// happened.
-    fn replay(&mut self, socket: &Socket, pending: &[(EventKind, Weak<Binding>)]) {
+    fn replay(&mut self, socket: &Socket, pending: &[PendingReplay]) {
         if pending.is_empty() {
             return;
         }
@@ -158,7 +150,7 @@ impl Dispatcher {
                 let Some(binding) = binding.upgrade() else {
                     continue;
                 };
-                let Some(event) = socket.recorded(*kind) else {
+                let Some(event) = socket.listeners().recorded(*kind) else {
                     continue;
                 };
                 let one = std::iter::once(&*binding);
@@ -169,5 +161,181 @@ impl Dispatcher {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::event::{EventKind, Listener, ListenerId};
+    use crate::options::Options;
+    use crate::socket::testing::socket_with;
+    use crate::status::AsyncErrorKind;
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    /// Writes what it sees to a shared log; optionally runs `then` after.
+    struct Recorder {
+        id: usize,
+        log: Log,
+        then: Option<Box<dyn Fn() + Send + Sync>>,
+    }
+
+    impl Listener for Recorder {
+        fn call(&self, _: u64, event: &EventView<'_>) {
+            let entry = match event.kind {
+                EventKind::Open => "open".to_owned(),
+                EventKind::Message => {
+                    assert_eq!(event.payload_with_nul.last(), Some(&0), "NUL-terminated");
+                    format!("message {}", String::from_utf8_lossy(event.payload()))
+                }
+                EventKind::Error => format!("error {}", event.reason.to_str().unwrap()),
+                EventKind::Close => format!("close {}", event.code),
+            };
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{}: {entry}", self.id));
+            if let Some(then) = &self.then {
+                then();
+            }
+        }
+        fn identity(&self) -> ListenerId {
+            ListenerId(self.id, 0)
+        }
+    }
+
+    fn recorder(id: usize, log: &Log) -> Box<dyn Listener> {
+        Box::new(Recorder {
+            id,
+            log: log.clone(),
+            then: None,
+        })
+    }
+
+    fn close_1000() -> CloseRecord {
+        CloseRecord {
+            code: 1000,
+            reason: c"".into(),
+            was_clean: true,
+        }
+    }
+
+    fn taken(log: &Log) -> Vec<String> {
+        std::mem::take(&mut *log.lock().unwrap())
+    }
+
+    #[test]
+    fn events_reach_their_listeners_in_bind_order() {
+        let (socket, _) = socket_with(Options::default());
+        let log = Log::default();
+        let mut d = Dispatcher::default();
+        for kind in EventKind::ALL {
+            socket.bind(kind, recorder(1, &log)).unwrap();
+            socket.bind(kind, recorder(2, &log)).unwrap();
+        }
+        d.open(&socket);
+        d.message(&socket, Message::text("hi"));
+        d.error(&socket, AsyncErrorKind::Io, "lost");
+        d.close(&socket, close_1000());
+        assert_eq!(
+            taken(&log),
+            [
+                "1: open",
+                "2: open",
+                "1: message hi",
+                "2: message hi",
+                "1: error lost",
+                "2: error lost",
+                "1: close 1000",
+                "2: close 1000"
+            ]
+        );
+    }
+
+    #[test]
+    fn late_listeners_catch_up_in_protocol_order() {
+        let (socket, _) = socket_with(Options::default());
+        let log = Log::default();
+        let mut d = Dispatcher::default();
+        // Everything happens before anyone listens.
+        d.open(&socket);
+        d.message(&socket, Message::text("one"));
+        d.message(&socket, Message::text("two"));
+        d.error(&socket, AsyncErrorKind::Io, "lost");
+        d.close(&socket, close_1000());
+        assert!(taken(&log).is_empty());
+        // Bound in the reverse of protocol order.
+        socket.bind(EventKind::Close, recorder(1, &log)).unwrap();
+        socket.bind(EventKind::Error, recorder(2, &log)).unwrap();
+        socket.bind(EventKind::Message, recorder(3, &log)).unwrap();
+        socket.bind(EventKind::Open, recorder(4, &log)).unwrap();
+        d.catch_up(&socket);
+        assert_eq!(
+            taken(&log),
+            [
+                "4: open",
+                "3: message one",
+                "3: message two",
+                "2: error lost",
+                "1: close 1000"
+            ]
+        );
+        d.catch_up(&socket);
+        assert!(taken(&log).is_empty(), "each replay runs once");
+    }
+
+    #[test]
+    fn a_message_waits_behind_held_ones() {
+        let (socket, _) = socket_with(Options::default());
+        let log = Log::default();
+        let mut d = Dispatcher::default();
+        d.message(&socket, Message::text("first"));
+        socket.bind(EventKind::Message, recorder(1, &log)).unwrap();
+        // Arrives before the loop ran the catch-up the bind asked for.
+        d.message(&socket, Message::text("second"));
+        assert_eq!(taken(&log), ["1: message first", "1: message second"]);
+    }
+
+    #[test]
+    fn a_listener_unbound_by_an_earlier_one_is_not_called() {
+        let (socket, _) = socket_with(Options::default());
+        let log = Log::default();
+        let mut d = Dispatcher::default();
+        let s = socket.clone();
+        let first = Recorder {
+            id: 1,
+            log: log.clone(),
+            then: Some(Box::new(move || {
+                s.unbind(EventKind::Message, ListenerId(2, 0));
+            })),
+        };
+        socket.bind(EventKind::Message, Box::new(first)).unwrap();
+        socket.bind(EventKind::Message, recorder(2, &log)).unwrap();
+        d.message(&socket, Message::text("x"));
+        d.message(&socket, Message::text("y"));
+        assert_eq!(taken(&log), ["1: message x", "1: message y"]);
+    }
+
+    #[test]
+    fn nothing_is_delivered_after_free() {
+        let (socket, _) = socket_with(Options::default());
+        let log = Log::default();
+        let mut d = Dispatcher::default();
+        let s = socket.clone();
+        let freeing = Recorder {
+            id: 1,
+            log: log.clone(),
+            then: Some(Box::new(move || s.free())),
+        };
+        socket.bind(EventKind::Message, Box::new(freeing)).unwrap();
+        socket.bind(EventKind::Message, recorder(2, &log)).unwrap();
+        socket.bind(EventKind::Close, recorder(3, &log)).unwrap();
+        d.message(&socket, Message::text("last"));
+        d.message(&socket, Message::text("never"));
+        d.close(&socket, close_1000());
+        assert_eq!(taken(&log), ["1: message last"]);
     }
 }

@@ -1,23 +1,45 @@
 //! wsembed: a WebSocket client (RFC 6455) with a C ABI, shaped like the
-//! browser WebSocket object. See `include/wsembed.h` for the C manual and
-//! README.md for an overview.
+//! browser WebSocket object. `include/wsembed.h` is the C manual; README.md
+//! the overview.
 //!
-//! The C face lives in `ffi`; everything else is safe Rust that knows
-//! nothing of C: `client` is the safe API, `socket` the state callers
-//! share, `io` the IO thread, `dispatch` the running of callbacks.
+//! # The Rust surface
+//!
+//! What this crate offers Rust users is its C ABI, in [`ffi`]: every
+//! `ws_*` function, callable from Rust exactly as from C (the integration
+//! tests use it so), with the same guarantees. [`target`] is public too,
+//! for its URL validation (the fuzzer drives it). Everything else is
+//! private: the layers below may change shape from one release to the next.
+//!
+//! # Layers
+//!
+//! Imports go one way, from each layer to those above it in this list:
+//!
+//! 1. Leaves: `status`, `options`, `target`, `route` (with `proxy` and
+//!    `tls`), `wire`, `event`, and the helpers `sync`, `panic_guard`,
+//!    `handle_map`.
+//! 2. Shared socket state: `socket` (the outbox and ready state, the
+//!    listeners and their record, the free gate), which reaches its loop
+//!    only through the `socket::Loop` trait.
+//! 3. The IO engine: `io` (the reactor, one connection per socket, the
+//!    closing state machine, deadlines, the stream) and `dispatch` (running
+//!    callbacks).
+//! 4. The safe API: `client`, with `registry` (handle → socket).
+//! 5. The C face: `ffi`.
 
-pub mod client;
+mod client;
 mod dispatch;
-pub mod event;
+mod event;
 pub mod ffi;
 mod handle_map;
 mod io;
-pub mod options;
+mod options;
 mod panic_guard;
 mod proxy;
 mod registry;
-pub mod socket;
-pub mod status;
+mod route;
+mod socket;
+mod status;
+mod sync;
 pub mod target;
 #[cfg(feature = "tls")]
 mod tls;

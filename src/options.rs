@@ -32,6 +32,7 @@ pub struct TlsOptions {
 }
 
 impl TlsOptions {
+    #[cfg(feature = "tls")]
     pub fn is_default(&self) -> bool {
         self.ca_files.is_empty()
             && self.ca_pems.is_empty()

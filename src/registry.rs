@@ -8,12 +8,13 @@ use once_cell::sync::Lazy;
 
 use crate::handle_map::HandleMap;
 use crate::socket::Socket;
+use crate::sync::lock;
 
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 static SOCKETS: Lazy<Mutex<HandleMap<Arc<Socket>>>> = Lazy::new(Default::default);
 
 fn sockets() -> MutexGuard<'static, HandleMap<Arc<Socket>>> {
-    SOCKETS.lock().unwrap_or_else(|e| e.into_inner())
+    lock(&SOCKETS)
 }
 
 /// A fresh handle; 0 is never issued.

@@ -398,6 +398,52 @@ fn close_codes_that_may_not_be_sent_fail_the_connection() {
     }
 }
 
+/// A tungstenite server that closes at once with `code` and `reason`, as a
+/// real peer would, then waits for the client's answer and hang-up.
+fn closing_server(code: u16, reason: &'static str) -> Server {
+    ws_server(move |mut ws| {
+        let frame = tungstenite::protocol::CloseFrame {
+            code: code.into(),
+            reason: reason.into(),
+        };
+        if ws.close(Some(frame)).is_err() {
+            return;
+        }
+        while ws.read().is_ok() {}
+    })
+}
+
+#[test]
+fn every_close_code_a_peer_may_send_is_delivered_as_sent() {
+    // 1002 "Protocol violation" is exactly what a Python `websockets`
+    // server sends for `ws.close(1002, "Protocol violation")`, and also the
+    // text tungstenite puts in its own reply to an invalid code: the code
+    // on the wire decides, never the reason.
+    let cases = [
+        (1002, "Protocol violation"),
+        (1002, "bad frame"),
+        (1003, "no binary here"),
+        (1007, "not UTF-8"),
+        (1011, "server bug"),
+        (3000, "unauthorized"),
+        (4999, ""),
+    ];
+    for (code, reason) in cases {
+        let server = closing_server(code, reason);
+        let r = Recorder::new();
+        let h = open(&server.url());
+        r.bind_all(h);
+        let events = r.wait_close();
+        assert_protocol_order(&events);
+        assert_eq!(
+            events,
+            [Ev::Open, Ev::Close(code, reason.to_owned(), true)],
+            "{code} {reason:?}"
+        );
+        assert_eq!(ws_free(h), WS_OK);
+    }
+}
+
 #[test]
 fn invalid_utf8_in_a_close_reason_fails_with_1007() {
     let (events, frames) = peer_fails_the_connection(vec![0x88, 0x04, 0x03, 0xE8, 0xC3, 0x28]);

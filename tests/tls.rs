@@ -103,6 +103,17 @@ fn tls_server(cert: &Leaf, client_ca: Option<&Ca>) -> Server {
             let mut ws = ws;
             loop {
                 match ws.read() {
+                    // "close CODE REASON": the server closes with them.
+                    Ok(tungstenite::Message::Text(t)) if t.starts_with("close ") => {
+                        let (code, reason) = t[6..].split_once(' ').unwrap_or((&t[6..], ""));
+                        let frame = tungstenite::protocol::CloseFrame {
+                            code: code.parse::<u16>().unwrap().into(),
+                            reason: reason.to_owned().into(),
+                        };
+                        if ws.close(Some(frame)).is_err() {
+                            return;
+                        }
+                    }
                     Ok(m @ (tungstenite::Message::Text(_) | tungstenite::Message::Binary(_))) => {
                         if ws.send(m).is_err() {
                             return;
@@ -398,4 +409,42 @@ fn big_messages_queued_just_before_close_all_arrive_first() {
         events.last()
     );
     assert_eq!(ws_free(h), WS_OK);
+}
+
+#[test]
+fn close_codes_are_judged_as_sent_under_tls_too() {
+    let root = ca("close codes CA");
+    let server = tls_server(&leaf(&root, &["127.0.0.1"], false), None);
+    let options = options_with_ca_file(&root, "close-codes");
+    let url = wss_url(&server);
+
+    let r = Recorder::new();
+    let h = open_with(&url, options);
+    r.bind_all(h);
+    r.wait_open();
+    assert_eq!(send_text(h, "close 1002 Protocol violation"), WS_OK);
+    let events = r.wait_close();
+    assert_eq!(
+        events,
+        [Ev::Open, Ev::Close(1002, "Protocol violation".into(), true)]
+    );
+    assert_eq!(ws_free(h), WS_OK);
+
+    // 1005 may not be sent: inside TLS too, the client fails the connection.
+    let r = Recorder::new();
+    let h = open_with(&url, options);
+    r.bind_all(h);
+    r.wait_open();
+    assert_eq!(send_text(h, "close 1005 never"), WS_OK);
+    let events = r.wait_close();
+    assert!(
+        matches!(
+            &events[..],
+            [Ev::Open, Ev::Error(WS_ERR_PROTOCOL, m), Ev::Close(1006, _, false)]
+                if m.contains("invalid close code")
+        ),
+        "{events:?}"
+    );
+    assert_eq!(ws_free(h), WS_OK);
+    ws_options_free(options);
 }

@@ -1,45 +1,42 @@
 //! One socket's network side, driven by readiness and timers on the IO
-//! thread: resolve → TCP connect → opening handshake → open → closing.
+//! thread: resolve → TCP connect → (proxy tunnel) → opening handshake →
+//! open → closing → done.
+//!
+//! The closing handshake's rules live in `closing`, the timers in
+//! `deadlines`, the meaning of errors in `failure`, the handshake's words
+//! in `handshake` and the proxy exchange in `proxy::tunnel`: this file
+//! moves bytes and calls them.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::error::ProtocolError;
-use tungstenite::handshake::client::{ClientHandshake, Request, Response};
+use tungstenite::handshake::client::{ClientHandshake, Response};
 use tungstenite::handshake::{HandshakeError, MidHandshake};
-use tungstenite::http::{HeaderName, HeaderValue};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
-use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+use super::closing::{self, Closing, Ending, OnError, OnFail, PeerClose};
+use super::deadlines::{Deadlines, Due};
+use super::failure::{self, Failure};
+use super::handshake;
 use super::resolver::Resolver;
+use super::staging::StagingGuard;
 use super::stream::Stream;
 use crate::dispatch::Dispatcher;
-use crate::event::CloseRecord;
-use crate::proxy;
-use crate::socket::{CloseRequest, Socket, StagingGuard};
+use crate::event::{lossy_cstring, CloseRecord};
+use crate::proxy::tunnel::{ConnectTunnel, Progress};
+use crate::socket::{CloseRequest, Socket};
 use crate::status::AsyncErrorKind;
 
 /// Reads per turn: a peer that sends without pause must not starve the
 /// other sockets.
 const READ_BUDGET: usize = 64;
-/// A proxy's answer head longer than this is not an HTTP answer.
-const PROXY_ANSWER_MAX: usize = 16 * 1024;
-/// tungstenite allocates this per connection up front.
-const READ_BUFFER_BYTES: usize = 16 * 1024;
-
-const CLOSE_NO_STATUS: u16 = 1005;
-/// The reason tungstenite puts in its 1002 reply to an invalid close code.
-const INVALID_CLOSE_CODE_REASON: &str = "Protocol violation";
-const CLOSE_ABNORMAL: u16 = 1006;
-const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// What the reactor lends a connection for one step.
 pub struct Ctx<'a> {
@@ -64,32 +61,29 @@ enum Phase {
         rest: VecDeque<SocketAddr>,
     },
     /// Asking an HTTP proxy for a tunnel.
-    Proxying {
+    Tunneling {
         stream: TcpStream,
-        request: Vec<u8>,
-        written: usize,
-        answer: Vec<u8>,
+        tunnel: ConnectTunnel,
     },
     Handshaking(MidHandshake<ClientHandshake<Stream>>),
-    Open(WebSocket<Stream>),
+    Open {
+        ws: WebSocket<Stream>,
+        closing: Closing,
+    },
     Done,
 }
 
-/// A failure to report: the error event's kind and text, and the close
-/// code to send the peer if the connection is still speaking WebSocket.
-struct Failure {
-    kind: AsyncErrorKind,
-    message: String,
-    close_code: Option<u16>,
-}
-
-impl Failure {
-    fn new(kind: AsyncErrorKind, message: impl Into<String>) -> Failure {
-        Failure {
-            kind,
-            message: message.into(),
-            close_code: None,
-        }
+/// Ends a socket: marks it CLOSED and delivers its one `close` event. The
+/// only way a socket is closed, for a connection that ends and for one the
+/// reactor had to drop; a freed socket gets no event (its gate is shut).
+pub(super) fn end_socket(socket: &Socket, dispatcher: &mut Dispatcher, ending: Ending) {
+    if socket.outbox().mark_closed() {
+        let record = CloseRecord {
+            code: ending.code,
+            reason: lossy_cstring(&ending.reason),
+            was_clean: ending.clean,
+        };
+        dispatcher.close(socket, record);
     }
 }
 
@@ -97,18 +91,11 @@ pub struct Connection {
     socket: Arc<Socket>,
     token: Token,
     phase: Phase,
-    connect_deadline: Option<Instant>,
-    close_deadline: Option<Instant>,
-    next_ping: Option<Instant>,
-    pong_deadline: Option<Instant>,
+    deadlines: Deadlines,
     /// The deadline the reactor's timer heap last heard of.
     pub scheduled: Option<Instant>,
     /// Payload bytes staged in the stream's queue and not yet all written.
     in_flight: usize,
-    sent_close: bool,
-    received_close: Option<(u16, String)>,
-    /// A protocol failure was reported: only drain until the peer hangs up.
-    failed: bool,
     /// Reading stopped while held messages are over their limit.
     read_paused: bool,
     /// Freed by the caller: finish quietly, deliver nothing.
@@ -120,118 +107,21 @@ pub struct Connection {
     messages_taken: u64,
 }
 
-fn io_would_block(e: &tungstenite::Error) -> bool {
-    matches!(e, tungstenite::Error::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
-}
-
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
-}
-
-/// Names what went wrong in the opening handshake, as precisely as
-/// tungstenite lets us.
-fn handshake_failure(e: tungstenite::Error, host: &str) -> Failure {
-    use tungstenite::Error as E;
-    #[cfg(feature = "tls")]
-    if let E::Io(io) = &e {
-        if let Some(message) = crate::tls::describe_failure(io, host) {
-            return Failure::new(AsyncErrorKind::Tls, message);
-        }
-    }
-    let _ = host;
-    match e {
-        E::Http(response) => {
-            let status = response.status();
-            Failure::new(
-                AsyncErrorKind::Handshake,
-                format!(
-                    "server answered HTTP {} {} instead of 101 Switching Protocols",
-                    status.as_u16(),
-                    status.canonical_reason().unwrap_or("")
-                ),
-            )
-        }
-        E::Io(io) => Failure::new(
-            AsyncErrorKind::Io,
-            format!("connection lost during the opening handshake: {io}"),
-        ),
-        E::ConnectionClosed | E::AlreadyClosed => Failure::new(
-            AsyncErrorKind::Handshake,
-            "connection closed during the opening handshake",
-        ),
-        other => Failure::new(
-            AsyncErrorKind::Handshake,
-            format!("opening handshake failed: {other}"),
-        ),
-    }
-}
-
-/// Maps a failure while open to the error event and the close code that
-/// RFC 6455 7.4.1 asks for.
-fn open_failure(e: tungstenite::Error) -> Failure {
-    use tungstenite::Error as E;
-    let (kind, message, close_code) = match e {
-        E::Capacity(c) => (
-            AsyncErrorKind::Protocol,
-            format!("message too big: {c}"),
-            Some(1009),
-        ),
-        E::Utf8(_) => (
-            AsyncErrorKind::Protocol,
-            "invalid UTF-8 in a text message or close reason".to_owned(),
-            Some(1007),
-        ),
-        E::Protocol(ProtocolError::ResetWithoutClosingHandshake) => (
-            AsyncErrorKind::Io,
-            "the peer closed the connection without a closing handshake".to_owned(),
-            None,
-        ),
-        E::Protocol(p) => (
-            AsyncErrorKind::Protocol,
-            format!("protocol violation by the peer: {p}"),
-            Some(1002),
-        ),
-        E::Io(io) => {
-            #[cfg(feature = "tls")]
-            if let Some(message) = crate::tls::describe_failure(&io, "") {
-                return Failure::new(AsyncErrorKind::Tls, message);
-            }
-            (AsyncErrorKind::Io, format!("I/O error: {io}"), None)
-        }
-        other => (AsyncErrorKind::Protocol, other.to_string(), Some(1002)),
-    };
-    Failure {
-        kind,
-        message,
-        close_code,
-    }
-}
-
 impl Connection {
     pub fn new(socket: Arc<Socket>, now: Instant) -> Connection {
-        let connect_deadline = Some(now + socket.options.connect_timeout);
+        let deadlines = Deadlines::connecting_until(now + socket.options.connect_timeout);
         Connection {
             token: Token(socket.handle as usize),
             socket,
             phase: Phase::Resolving,
-            connect_deadline,
-            close_deadline: None,
-            next_ping: None,
-            pong_deadline: None,
+            deadlines,
             scheduled: None,
             in_flight: 0,
-            sent_close: false,
-            received_close: None,
-            failed: false,
             read_paused: false,
             detached: false,
             more_to_read: false,
             messages_taken: 0,
         }
-    }
-
-    fn handshake_failure(&self, e: tungstenite::Error) -> Failure {
-        handshake_failure(e, &self.socket.target.host)
     }
 
     pub fn socket(&self) -> &Arc<Socket> {
@@ -243,28 +133,13 @@ impl Connection {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.connect_deadline,
-            self.close_deadline,
-            self.next_ping,
-            self.pong_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.deadlines.next()
     }
 
     // ----- connecting --------------------------------------------------
 
     pub fn start(&mut self, ctx: &mut Ctx<'_>) {
-        // Through a proxy, the TCP peer is the proxy; it resolves the server.
-        let (host, ip, port) = match &self.socket.route.proxy {
-            Some(p) => (&p.host, p.ip, p.port),
-            None => {
-                let t = &self.socket.target;
-                (&t.host, t.ip, t.port)
-            }
-        };
+        let (host, ip, port) = self.socket.route.first_hop(&self.socket.target);
         match ip {
             Some(ip) => self.connect(ctx, VecDeque::from([SocketAddr::new(ip, port)])),
             None => ctx.resolver.resolve(self.socket.handle, host, port),
@@ -354,132 +229,61 @@ impl Connection {
             Some(proxy) => {
                 let target = &self.socket.target;
                 let authority = match target.ip {
-                    Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}", target.port),
+                    Some(IpAddr::V6(ip)) => format!("[{ip}]:{}", target.port),
                     _ => format!("{}:{}", target.host, target.port),
                 };
-                self.phase = Phase::Proxying {
-                    stream,
-                    request: proxy.request(&authority),
-                    written: 0,
-                    answer: Vec::new(),
-                };
-                self.on_proxy_ready(ctx);
+                let tunnel = ConnectTunnel::new(proxy, &authority);
+                self.phase = Phase::Tunneling { stream, tunnel };
+                self.on_tunnel_ready(ctx);
             }
-            None => self.start_handshake(ctx, stream),
+            None => self.start_handshake(ctx, stream, Vec::new()),
         }
     }
 
-    /// Readiness while talking to an HTTP CONNECT proxy: send the request,
-    /// read the answer head byte by byte (so not one byte of the tunnel is
-    /// taken), then start TLS and the WebSocket handshake inside the tunnel.
-    fn on_proxy_ready(&mut self, ctx: &mut Ctx<'_>) {
-        let Phase::Proxying {
-            stream,
-            request,
-            written,
-            answer,
-        } = &mut self.phase
-        else {
+    /// Readiness while asking an HTTP proxy for a tunnel; once it is up,
+    /// TLS and the WebSocket handshake start inside it, with the bytes that
+    /// came after the proxy's answer.
+    fn on_tunnel_ready(&mut self, ctx: &mut Ctx<'_>) {
+        let Phase::Tunneling { stream, tunnel } = &mut self.phase else {
             return;
         };
-        let proxy_failure = |message: String| Failure::new(AsyncErrorKind::Connect, message);
-        while *written < request.len() {
-            match stream.write(&request[*written..]) {
-                Ok(n) => *written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(ctx, proxy_failure(format!("proxy: {e}"))),
+        match exchange(stream, tunnel) {
+            Ok(None) => {}
+            Ok(Some(leftover)) => {
+                let Phase::Tunneling { stream, .. } =
+                    std::mem::replace(&mut self.phase, Phase::Resolving)
+                else {
+                    unreachable!("matched above");
+                };
+                self.start_handshake(ctx, stream, leftover);
             }
+            Err(message) => self.fail(ctx, Failure::new(AsyncErrorKind::Connect, message)),
         }
-        let mut byte = [0u8; 1];
-        while !answer.ends_with(b"\r\n\r\n") {
-            if answer.len() > PROXY_ANSWER_MAX {
-                return self.fail(ctx, proxy_failure("proxy: answer head too long".into()));
-            }
-            match stream.read(&mut byte) {
-                Ok(0) => {
-                    let message = "proxy closed the connection before answering".into();
-                    return self.fail(ctx, proxy_failure(message));
-                }
-                Ok(_) => answer.push(byte[0]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(ctx, proxy_failure(format!("proxy: {e}"))),
-            }
-        }
-        if let Err(status) = proxy::check_answer(answer) {
-            let message = format!("proxy refused the tunnel: {status}");
-            return self.fail(ctx, proxy_failure(message));
-        }
-        let Phase::Proxying { stream, .. } = std::mem::replace(&mut self.phase, Phase::Resolving)
-        else {
-            unreachable!("matched above");
-        };
-        self.start_handshake(ctx, stream);
     }
 
     /// Wraps the connected stream (TLS for wss://) and starts the opening
-    /// handshake; both advance with readiness from here on.
-    fn start_handshake(&mut self, ctx: &mut Ctx<'_>, tcp: TcpStream) {
-        let stream = match Stream::new(tcp, &self.socket.route) {
+    /// handshake; both advance with readiness from here on. `first_bytes`
+    /// were read from the connection already and come before the socket's.
+    fn start_handshake(&mut self, ctx: &mut Ctx<'_>, tcp: TcpStream, first_bytes: Vec<u8>) {
+        let stream = match Stream::new(tcp, &self.socket.route, first_bytes) {
             Ok(stream) => stream,
             Err(e) => {
                 let failure = Failure::new(AsyncErrorKind::Tls, format!("TLS setup failed: {e}"));
                 return self.fail(ctx, failure);
             }
         };
-        match self.request() {
-            Ok(request) => {
-                let config = self.config();
-                match ClientHandshake::start(stream, request, Some(config)) {
-                    Ok(mid) => self.on_handshake_step(ctx, mid.handshake()),
-                    Err(e) => {
-                        let failure = self.handshake_failure(e);
-                        self.fail(ctx, failure)
-                    }
-                }
+        let request = match handshake::request(&self.socket.target, &self.socket.options) {
+            Ok(request) => request,
+            Err(failure) => return self.fail(ctx, failure),
+        };
+        let config = handshake::config(&self.socket.options);
+        match ClientHandshake::start(stream, request, Some(config)) {
+            Ok(mid) => self.on_handshake_step(ctx, mid.handshake()),
+            Err(e) => {
+                let failure = failure::handshake_failure(e, &self.socket.target.host);
+                self.fail(ctx, failure)
             }
-            Err(failure) => self.fail(ctx, failure),
         }
-    }
-
-    fn request(&self) -> Result<Request, Failure> {
-        let options = &self.socket.options;
-        let bad = |what: String| Failure::new(AsyncErrorKind::Handshake, what);
-        let mut request = self
-            .socket
-            .target
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| bad(format!("cannot build the opening handshake: {e}")))?;
-        let headers = request.headers_mut();
-        if !options.protocols.is_empty() {
-            let value = HeaderValue::from_str(&options.protocols.join(", "))
-                .map_err(|e| bad(format!("bad subprotocol list: {e}")))?;
-            headers.insert("Sec-WebSocket-Protocol", value);
-        }
-        for (name, value) in &options.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| bad(format!("bad header name {name:?}: {e}")))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|e| bad(format!("bad value for header {name}: {e}")))?;
-            headers.append(name, value);
-        }
-        Ok(request)
-    }
-
-    fn config(&self) -> WebSocketConfig {
-        let max = self.socket.options.max_message_size;
-        WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER_BYTES)
-            // tungstenite writes only control frames (wsembed encodes data
-            // frames itself, see `wire`); its buffer goes out when flushed,
-            // behind the frames already staged, never on its own.
-            .write_buffer_size(usize::MAX / 2)
-            .max_write_buffer_size(usize::MAX)
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max))
     }
 
     fn on_handshake_step(
@@ -491,29 +295,30 @@ impl Connection {
             Ok((ws, response)) => self.on_open(ctx, ws, &response),
             Err(HandshakeError::Interrupted(mid)) => self.phase = Phase::Handshaking(mid),
             Err(HandshakeError::Failure(e)) => {
-                let failure = self.handshake_failure(e);
+                let failure = failure::handshake_failure(e, &self.socket.target.host);
                 self.fail(ctx, failure)
             }
         }
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_>, ws: WebSocket<Stream>, response: &Response) {
-        let protocol = response
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        self.phase = Phase::Open(ws);
-        self.connect_deadline = None;
+        self.phase = Phase::Open {
+            ws,
+            closing: Closing::No,
+        };
+        self.deadlines.connect = None;
         if self.detached {
-            return self.begin_close(ctx, Some((CLOSE_GOING_AWAY, String::new())));
+            return self.begin_close(ctx, Some((CloseCode::Away.into(), String::new())));
         }
-        if !self.socket.mark_open(protocol) {
-            // Closed while connecting: the close command aborts it.
+        if !self
+            .socket
+            .mark_open(handshake::accepted_protocol(response))
+        {
+            // Closed while connecting: the close request aborts it.
             return;
         }
         if let Some(interval) = self.socket.options.ping_interval {
-            self.next_ping = Some(ctx.now() + interval);
+            self.deadlines.ping = Some(ctx.now() + interval);
         }
         ctx.dispatcher.open(&self.socket);
         // The handshake response may have carried messages, and their
@@ -528,7 +333,7 @@ impl Connection {
     pub fn on_event(&mut self, ctx: &mut Ctx<'_>, read_closed: bool) {
         match &mut self.phase {
             Phase::Handshaking(mid) => mid.get_mut().get_mut().on_readiness(read_closed),
-            Phase::Open(ws) => ws.get_mut().on_readiness(read_closed),
+            Phase::Open { ws, .. } => ws.get_mut().on_readiness(read_closed),
             _ => {}
         }
         self.on_ready(ctx);
@@ -539,7 +344,7 @@ impl Connection {
     pub fn on_ready(&mut self, ctx: &mut Ctx<'_>) {
         match &mut self.phase {
             Phase::Connecting { .. } => self.on_connecting_ready(ctx),
-            Phase::Proxying { .. } => self.on_proxy_ready(ctx),
+            Phase::Tunneling { .. } => self.on_tunnel_ready(ctx),
             Phase::Handshaking(_) => {
                 let Phase::Handshaking(mid) = std::mem::replace(&mut self.phase, Phase::Resolving)
                 else {
@@ -547,7 +352,7 @@ impl Connection {
                 };
                 self.on_handshake_step(ctx, mid.handshake());
             }
-            Phase::Open(_) => self.drive(ctx),
+            Phase::Open { .. } => self.drive(ctx),
             Phase::Resolving | Phase::Done => {}
         }
     }
@@ -567,29 +372,29 @@ impl Connection {
     }
 
     /// Bytes for the wire are waiting: in the stream's queue (what the
-    /// socket did not take) or in the socket's (sent, not yet staged).
-    /// tungstenite holds none between turns: every pump ends in its flush,
-    /// which hands its buffer to the stream whole.
+    /// socket did not take) or in the socket's outbox (sent, not yet
+    /// staged). tungstenite holds none between turns: every pump ends in
+    /// its flush, which hands its buffer to the stream whole.
     fn has_output_waiting(&self) -> bool {
-        let Phase::Open(ws) = &self.phase else {
+        let Phase::Open { ws, .. } = &self.phase else {
             return false;
         };
-        ws.get_ref().has_queued() || self.socket.has_outbound()
+        ws.get_ref().has_queued() || self.socket.outbox().has_frames()
     }
 
     /// Sends what is queued: tungstenite's frames and ours, in order,
     /// until the socket would block or nothing is left.
     pub fn pump(&mut self, ctx: &mut Ctx<'_>) {
         loop {
-            let Phase::Open(ws) = &mut self.phase else {
+            let Phase::Open { ws, .. } = &mut self.phase else {
                 return;
             };
             match ws.flush() {
                 Ok(()) => {
-                    self.socket.written(self.in_flight);
+                    self.socket.outbox().written(self.in_flight);
                     self.in_flight = 0;
                 }
-                Err(e) if io_would_block(&e) => return,
+                Err(e) if failure::would_block(&e) => return,
                 Err(e) => return self.on_stream_error(ctx, e),
             }
             if !self.stage_outbound() {
@@ -604,18 +409,18 @@ impl Connection {
                 self.read_paused = true;
                 return;
             }
-            let Phase::Open(ws) = &mut self.phase else {
+            let Phase::Open { ws, closing } = &mut self.phase else {
                 return;
             };
-            if self.failed {
-                // After a protocol failure only the peer's hang-up matters.
+            if closing.is_failed() {
+                // After a failure only the peer's hang-up matters.
                 let mut discard = [0u8; 4096];
                 match ws.get_mut().read(&mut discard) {
-                    Ok(0) => return self.finish(ctx, CLOSE_ABNORMAL, String::new(), false),
+                    Ok(0) => return self.finish(ctx, Ending::abnormal()),
                     Ok(_) => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => return self.finish(ctx, CLOSE_ABNORMAL, String::new(), false),
+                    Err(_) => return self.finish(ctx, Ending::abnormal()),
                 }
             }
             if ws.get_mut().nothing_to_read(self.messages_taken) {
@@ -634,10 +439,10 @@ impl Connection {
                         self.stage_outbound();
                     }
                 }
-                Ok(Message::Pong(_)) => self.pong_deadline = None,
+                Ok(Message::Pong(_)) => self.deadlines.pong = None,
                 Ok(Message::Ping(_) | Message::Frame(_)) => {}
                 Ok(Message::Close(frame)) => self.on_close_frame(ctx, frame),
-                Err(e) if io_would_block(&e) => return,
+                Err(e) if failure::would_block(&e) => return,
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                     return self.on_closing_handshake_done(ctx);
                 }
@@ -652,17 +457,17 @@ impl Connection {
 
     /// Queues every frame the socket has for the wire, without sending, so
     /// it goes before any frame tungstenite writes next (a close reply).
-    /// False when there was none.
+    /// False when there was none, or data may no longer be sent.
     fn stage_outbound(&mut self) -> bool {
-        if self.sent_close || self.failed {
-            return false;
-        }
-        let Phase::Open(ws) = &mut self.phase else {
+        let Phase::Open { ws, closing } = &mut self.phase else {
             return false;
         };
+        if !closing.is_open() {
+            return false;
+        }
         let mut staged = false;
         ws.get_mut().queue_with(|frames| {
-            self.in_flight += self.socket.take_outbound(frames);
+            self.in_flight += self.socket.outbox().take(frames);
             // Empty messages are frames too: judge by bytes, not payload.
             staged = !frames.is_empty();
         });
@@ -678,121 +483,113 @@ impl Connection {
     }
 
     fn on_close_frame(&mut self, ctx: &mut Ctx<'_>, frame: Option<CloseFrame>) {
-        let (code, reason) = frame.map_or((CLOSE_NO_STATUS, String::new()), |f| {
+        let Phase::Open { ws, closing } = &mut self.phase else {
+            return;
+        };
+        let (code, reason) = frame.map_or((closing::no_status(), String::new()), |f| {
             (u16::from(f.code), f.reason.as_str().to_owned())
         });
-        // tungstenite answers a close frame with a code the RFC forbids
-        // (999, 1005, 1006, 1015, 5000...) with 1002 and reports it as this
-        // frame; the browser fails such a connection: error, then 1006.
-        if !self.sent_close && code == 1002 && reason == INVALID_CLOSE_CODE_REASON {
-            self.sent_close = true;
-            let message = "the peer sent a close frame with an invalid close code";
-            return self.fail(ctx, Failure::new(AsyncErrorKind::Protocol, message));
-        }
-        self.received_close = Some((code, reason));
-        self.socket.mark_closing();
-        // tungstenite queued the echo; it counts as our close frame.
-        self.sent_close = true;
-        self.next_ping = None;
-        self.pong_deadline = None;
-        // RFC 6455 7.1.1: the server closes TCP first; do not wait forever.
-        if self.close_deadline.is_none() {
-            self.close_deadline = Some(ctx.now() + self.socket.options.close_timeout);
+        // The code as the peer sent it: tungstenite reports a code that may
+        // not be sent (999, 1005, 1006, 1015, 5000...) as 1002.
+        let wire_code = ws.get_ref().peer_close_code().flatten();
+        match closing.on_peer_close(code, reason, wire_code) {
+            PeerClose::Closing => {
+                self.socket.outbox().mark_closing();
+                self.deadlines.stop_keepalive();
+                // RFC 6455 7.1.1: the server closes TCP first; do not wait
+                // forever.
+                let at = ctx.now() + self.socket.options.close_timeout;
+                self.deadlines.close_by(at, false);
+            }
+            // The browser fails such a connection: error, then 1006.
+            PeerClose::InvalidCode => {
+                let message = "the peer sent a close frame with an invalid close code";
+                self.fail(ctx, Failure::new(AsyncErrorKind::Protocol, message));
+            }
+            PeerClose::Ignored => {}
         }
     }
 
     /// Both close frames went by and the peer closed TCP.
     fn on_closing_handshake_done(&mut self, ctx: &mut Ctx<'_>) {
-        let (code, reason) = self
-            .received_close
-            .take()
-            .unwrap_or((CLOSE_ABNORMAL, String::new()));
-        let clean = self.sent_close && code != CLOSE_ABNORMAL;
-        self.finish(ctx, code, reason, clean);
+        let ending = match &mut self.phase {
+            Phase::Open { closing, .. } => closing.on_hang_up(),
+            _ => Ending::abnormal(),
+        };
+        self.finish(ctx, ending);
     }
 
     fn on_stream_error(&mut self, ctx: &mut Ctx<'_>, e: tungstenite::Error) {
-        if self.failed {
-            return self.finish(ctx, CLOSE_ABNORMAL, String::new(), false);
+        let answer = match &mut self.phase {
+            Phase::Open { closing, .. } => closing.on_stream_error(failure::is_size_or_utf8(&e)),
+            _ => OnError::Fail,
+        };
+        match answer {
+            OnError::End(ending) => self.finish(ctx, ending),
+            OnError::Fail => self.fail(ctx, failure::open_failure(e)),
         }
-        if self.sent_close
-            && !matches!(
-                e,
-                tungstenite::Error::Capacity(_) | tungstenite::Error::Utf8(_)
-            )
-        {
-            // We were closing; the peer hanging up without its close frame
-            // is an unclean close, not a new error.
-            if let Some((code, reason)) = self.received_close.take() {
-                return self.finish(ctx, code, reason, true);
-            }
-            return self.finish(ctx, CLOSE_ABNORMAL, String::new(), false);
-        }
-        self.fail(ctx, open_failure(e));
     }
 
     // ----- closing -----------------------------------------------------
 
-    /// A caller's `close` or `free` reached the IO thread.
+    /// A caller's `close` reached the IO thread.
     pub fn on_close_request(&mut self, ctx: &mut Ctx<'_>) {
-        match self.socket.close_request() {
-            Some(CloseRequest::Abort) => self.abort(ctx),
+        match self.socket.outbox().close_request() {
+            Some(CloseRequest::Abort) => self.finish(ctx, Ending::abnormal()),
             Some(CloseRequest::Handshake(frame)) => self.begin_close(ctx, frame),
             None => {}
         }
     }
 
+    /// The caller freed the socket: close politely if open, deliver nothing.
     pub fn on_free(&mut self, ctx: &mut Ctx<'_>) {
         self.detached = true;
-        match self.phase {
-            Phase::Open(_) => self.begin_close(ctx, Some((CLOSE_GOING_AWAY, String::new()))),
-            _ => self.finish(ctx, CLOSE_ABNORMAL, String::new(), false),
-        }
+        self.close_going_away(ctx);
     }
 
     /// Library shutdown: close as `free` would, but still deliver events.
     pub fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
-        match self.phase {
-            Phase::Open(_) => {
-                self.socket.mark_closing();
-                self.begin_close(ctx, Some((CLOSE_GOING_AWAY, String::new())));
-            }
-            _ => self.abort(ctx),
-        }
+        self.close_going_away(ctx);
     }
 
-    /// `close()` while CONNECTING: no error, a 1006 close.
-    fn abort(&mut self, ctx: &mut Ctx<'_>) {
-        self.finish(ctx, CLOSE_ABNORMAL, String::new(), false);
+    fn close_going_away(&mut self, ctx: &mut Ctx<'_>) {
+        match self.phase {
+            Phase::Open { .. } => {
+                self.begin_close(ctx, Some((CloseCode::Away.into(), String::new())))
+            }
+            _ => self.finish(ctx, Ending::abnormal()),
+        }
     }
 
     /// Sends what was queued before the close, then the close frame, and
-    /// waits for the peer's answer up to the close timeout.
+    /// waits for the peer's answer up to the close timeout. Before the
+    /// connection is open, a close drops the attempt.
     fn begin_close(&mut self, ctx: &mut Ctx<'_>, frame: Option<(u16, String)>) {
-        if self.sent_close || self.failed {
+        let Phase::Open { closing, .. } = &self.phase else {
+            return self.finish(ctx, Ending::abnormal());
+        };
+        if !closing.is_open() {
             return;
         }
-        if !matches!(self.phase, Phase::Open(_)) {
-            return self.abort(ctx);
-        }
+        self.socket.outbox().mark_closing();
         self.stage_outbound();
-        let Phase::Open(ws) = &mut self.phase else {
+        let Phase::Open { ws, closing } = &mut self.phase else {
             unreachable!("checked above");
         };
+        closing.begin();
+        self.deadlines.stop_keepalive();
+        let at = ctx.now() + self.socket.options.close_timeout;
+        self.deadlines.close_by(at, true);
         let frame = frame.map(|(code, reason)| CloseFrame {
             code: CloseCode::from(code),
             reason: reason.into(),
         });
-        self.sent_close = true;
-        self.next_ping = None;
-        self.pong_deadline = None;
-        self.close_deadline = Some(ctx.now() + self.socket.options.close_timeout);
         match ws.close(frame) {
             Ok(()) => {
-                self.socket.written(self.in_flight);
+                self.socket.outbox().written(self.in_flight);
                 self.in_flight = 0;
             }
-            Err(e) if io_would_block(&e) => {}
+            Err(e) if failure::would_block(&e) => {}
             Err(e) => self.on_stream_error(ctx, e),
         }
     }
@@ -800,24 +597,20 @@ impl Connection {
     /// Reports a failure (once) and ends the connection: with a close frame
     /// when the connection speaks WebSocket, so the peer learns why.
     fn fail(&mut self, ctx: &mut Ctx<'_>, failure: Failure) {
-        if !self.detached && !self.failed {
+        let reported = matches!(&self.phase, Phase::Open { closing, .. } if closing.is_failed());
+        if !self.detached && !reported {
             ctx.dispatcher
                 .error(&self.socket, failure.kind, &failure.message);
         }
-        self.failed = true;
-        self.next_ping = None;
-        self.pong_deadline = None;
-        self.connect_deadline = None;
-        let close_code = if self.sent_close {
-            None
-        } else {
-            failure.close_code
+        self.deadlines.stop_keepalive();
+        self.deadlines.connect = None;
+        let Phase::Open { ws, closing } = &mut self.phase else {
+            return self.finish(ctx, Ending::abnormal());
         };
-        match (&mut self.phase, close_code) {
-            (Phase::Open(ws), Some(code)) => {
-                self.sent_close = true;
+        match closing.fail(failure.close_code) {
+            OnFail::SendClose(code) => {
                 let frame = CloseFrame {
-                    code: CloseCode::from(code),
+                    code,
                     reason: "".into(),
                 };
                 // Once the frame is out, half-close so the peer sees our
@@ -826,102 +619,107 @@ impl Connection {
                     let _ = ws.get_ref().tcp().shutdown(std::net::Shutdown::Write);
                 }
             }
-            // Our close frame is already queued (a reply): send it.
-            (Phase::Open(ws), None) if self.sent_close => {
+            OnFail::Flush => {
                 let _ = ws.flush();
             }
-            _ => return self.finish(ctx, CLOSE_ABNORMAL, String::new(), false),
+            OnFail::End => return self.finish(ctx, Ending::abnormal()),
         }
         // Drain the peer's bytes until it hangs up or the close timeout
         // passes.
-        self.close_deadline = Some(ctx.now() + self.socket.options.close_timeout);
+        let at = ctx.now() + self.socket.options.close_timeout;
+        self.deadlines.close_by(at, true);
         self.read_all(ctx);
     }
 
-    /// Ends the connection and delivers its one `close` event.
-    fn finish(&mut self, ctx: &mut Ctx<'_>, code: u16, reason: String, clean: bool) {
+    /// Ends the connection and the socket with it.
+    fn finish(&mut self, ctx: &mut Ctx<'_>, ending: Ending) {
         match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Connecting { mut stream, .. } | Phase::Proxying { mut stream, .. } => {
+            Phase::Connecting { mut stream, .. } | Phase::Tunneling { mut stream, .. } => {
                 let _ = ctx.registry.deregister(&mut stream);
             }
             Phase::Handshaking(mut mid) => {
                 let _ = ctx.registry.deregister(mid.get_mut().get_mut().tcp_mut());
             }
-            Phase::Open(mut ws) => {
+            Phase::Open { mut ws, .. } => {
                 let _ = ctx.registry.deregister(ws.get_mut().tcp_mut());
             }
             Phase::Resolving => {}
             Phase::Done => return,
         }
-        self.connect_deadline = None;
-        self.close_deadline = None;
-        self.next_ping = None;
-        self.pong_deadline = None;
-        if self.detached {
-            self.socket.mark_closed();
-            return;
-        }
-        let record = CloseRecord {
-            code,
-            reason: crate::event::lossy_cstring(&reason),
-            was_clean: clean,
-        };
-        ctx.dispatcher.close(&self.socket, record);
+        self.deadlines = Deadlines::default();
+        end_socket(&self.socket, ctx.dispatcher, ending);
     }
 
     // ----- timers ------------------------------------------------------
 
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now();
-        let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
-        if due(self.connect_deadline) {
-            let timeout = self.socket.options.connect_timeout;
-            let message = format!("connection not established within {} ms", ms(timeout));
-            return self.fail(ctx, Failure::new(AsyncErrorKind::Timeout, message));
-        }
-        if due(self.close_deadline) {
-            return if self.failed {
-                self.finish(ctx, CLOSE_ABNORMAL, String::new(), false)
-            } else if let Some((code, reason)) = self.received_close.take() {
-                // Both close frames went by; only the TCP close is late.
-                self.finish(ctx, code, reason, true)
-            } else {
-                // The peer never answered our close frame.
-                self.finish(ctx, CLOSE_ABNORMAL, String::new(), false)
-            };
-        }
-        if due(self.pong_deadline) {
-            let timeout = self
-                .socket
-                .options
-                .effective_pong_timeout()
-                .unwrap_or_default();
-            let message = format!("no pong within {} ms of a ping", ms(timeout));
-            return self.fail(ctx, Failure::new(AsyncErrorKind::Timeout, message));
-        }
-        if due(self.next_ping) {
-            self.send_ping(ctx);
+        let options = &self.socket.options;
+        match self.deadlines.due(now) {
+            Some(Due::Connect) => {
+                let ms = options.connect_timeout.as_millis();
+                let message = format!("connection not established within {ms} ms");
+                self.fail(ctx, Failure::new(AsyncErrorKind::Timeout, message));
+            }
+            Some(Due::Close) => {
+                let ending = match &mut self.phase {
+                    Phase::Open { closing, .. } => closing.on_close_timeout(),
+                    _ => Ending::abnormal(),
+                };
+                self.finish(ctx, ending);
+            }
+            Some(Due::Pong) => {
+                let ms = options
+                    .effective_pong_timeout()
+                    .unwrap_or_default()
+                    .as_millis();
+                let message = format!("no pong within {ms} ms of a ping");
+                self.fail(ctx, Failure::new(AsyncErrorKind::Timeout, message));
+            }
+            Some(Due::Ping) => self.send_ping(ctx),
+            None => {}
         }
     }
 
     fn send_ping(&mut self, ctx: &mut Ctx<'_>) {
-        let Phase::Open(ws) = &mut self.phase else {
+        let Phase::Open { ws, .. } = &mut self.phase else {
             return;
         };
-        let interval = self.socket.options.ping_interval.unwrap_or_default();
-        self.next_ping = Some(ctx.now() + interval);
-        if self.pong_deadline.is_none() {
-            let timeout = self
-                .socket
-                .options
-                .effective_pong_timeout()
-                .unwrap_or_default();
-            self.pong_deadline = Some(ctx.now() + timeout);
-        }
+        let options = &self.socket.options;
+        let now = ctx.now();
+        self.deadlines.ping_sent(
+            now + options.ping_interval.unwrap_or_default(),
+            now + options.effective_pong_timeout().unwrap_or_default(),
+        );
         match ws.write(Message::Ping(Default::default())) {
             Ok(()) => self.pump(ctx),
-            Err(e) if io_would_block(&e) => {}
+            Err(e) if failure::would_block(&e) => {}
             Err(e) => self.on_stream_error(ctx, e),
+        }
+    }
+}
+
+/// Moves the CONNECT exchange's bytes in blocks until it would block (Ok
+/// None) or the tunnel is up (Ok with the bytes read past the answer).
+fn exchange(stream: &mut TcpStream, tunnel: &mut ConnectTunnel) -> Result<Option<Vec<u8>>, String> {
+    while !tunnel.to_write().is_empty() {
+        match stream.write(tunnel.to_write()) {
+            Ok(n) => tunnel.wrote(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("proxy: {e}")),
+        }
+    }
+    loop {
+        let n = match stream.read(tunnel.read_buf()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("proxy: {e}")),
+        };
+        match tunnel.filled(n).map_err(|e| e.to_string())? {
+            Progress::NeedMore => {}
+            Progress::Established { leftover } => return Ok(Some(leftover)),
         }
     }
 }

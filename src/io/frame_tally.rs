@@ -17,6 +17,10 @@
 //! The stream starts with the HTTP answer to the opening handshake, whose
 //! end (the first blank line) is where frames begin; tungstenite keeps the
 //! bytes after it, so the count starts right there.
+//!
+//! It also keeps the code of the peer's first close frame as it was on the
+//! wire: tungstenite reports a code that may not be sent as 1002, which a
+//! peer may also send itself, so only the wire can tell them apart.
 
 /// The header of a frame: 2 bytes, 2 or 8 more of length, 4 of mask.
 const MAX_HEADER: usize = 14;
@@ -35,11 +39,25 @@ enum Position {
     Payload { left: u64, ends_message: bool },
 }
 
+/// The code of the peer's first close frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseCode {
+    NotSeen,
+    /// Inside the first close frame's payload: the code bytes so far.
+    Reading {
+        bytes: [u8; 2],
+        have: usize,
+    },
+    /// The frame carried this code, or none (`None`: an empty payload).
+    Seen(Option<u16>),
+}
+
 #[derive(Debug)]
 pub struct FrameTally {
     position: Position,
     /// Complete messages delivered so far.
     complete: u64,
+    close_code: CloseCode,
 }
 
 impl Default for FrameTally {
@@ -47,9 +65,12 @@ impl Default for FrameTally {
         FrameTally {
             position: Position::Head(0),
             complete: 0,
+            close_code: CloseCode::NotSeen,
         }
     }
 }
+
+const OPCODE_CLOSE: u8 = 0x8;
 
 /// The length of a frame header from its first two bytes.
 fn header_len(first_two: [u8; 2]) -> usize {
@@ -78,6 +99,15 @@ impl FrameTally {
     /// Complete messages in every byte fed so far.
     pub fn complete(&self) -> u64 {
         self.complete
+    }
+
+    /// The code of the peer's first close frame: `None` while none came
+    /// whole, `Some(None)` for one without a code.
+    pub fn peer_close_code(&self) -> Option<Option<u16>> {
+        match self.close_code {
+            CloseCode::Seen(code) => Some(code),
+            CloseCode::NotSeen | CloseCode::Reading { .. } => None,
+        }
     }
 
     /// Takes in the next bytes of the stream, in order.
@@ -109,6 +139,16 @@ impl FrameTally {
                         continue;
                     }
                     let (left, ends_message) = parse_header(&h[..*have]);
+                    if h[0] & 0x0F == OPCODE_CLOSE && self.close_code == CloseCode::NotSeen {
+                        self.close_code = if left == 0 {
+                            CloseCode::Seen(None)
+                        } else {
+                            CloseCode::Reading {
+                                bytes: [0; 2],
+                                have: 0,
+                            }
+                        };
+                    }
                     self.position = Position::Payload { left, ends_message };
                     self.end_frame_if_done();
                 }
@@ -116,6 +156,18 @@ impl FrameTally {
                     let take = bytes
                         .len()
                         .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    if let CloseCode::Reading { bytes: code, have } = &mut self.close_code {
+                        for &b in bytes[..take].iter().take(2 - *have) {
+                            code[*have] = b;
+                            *have += 1;
+                        }
+                        if *have == 2 {
+                            self.close_code = CloseCode::Seen(Some(u16::from_be_bytes(*code)));
+                        } else if take as u64 == *left {
+                            // A one-byte payload: tungstenite refuses it.
+                            self.close_code = CloseCode::Seen(None);
+                        }
+                    }
                     *left -= take as u64;
                     bytes = &bytes[take..];
                     self.end_frame_if_done();
@@ -264,6 +316,35 @@ mod tests {
                 assert_eq!(tally.complete(), returned, "round {round}, {to} bytes");
             }
         }
+    }
+
+    #[test]
+    fn keeps_the_first_close_code_as_sent_at_every_split() {
+        let mut stream = b"HTTP/1.1 101 OK\r\n\r\n".to_vec();
+        stream.extend(frame(0x81, b"before"));
+        stream.extend(frame(0x88, &[0x03, 0xE7, b'x']));
+        stream.extend(frame(0x88, &[0x03, 0xE8]));
+        for split in 0..stream.len() {
+            let mut tally = FrameTally::default();
+            tally.feed(&stream[..split]);
+            tally.feed(&stream[split..]);
+            assert_eq!(tally.peer_close_code(), Some(Some(999)), "split at {split}");
+        }
+        let mut byte_by_byte = FrameTally::default();
+        for b in &stream {
+            assert_ne!(byte_by_byte.peer_close_code(), Some(Some(1000)));
+            byte_by_byte.feed(std::slice::from_ref(b));
+        }
+        assert_eq!(byte_by_byte.peer_close_code(), Some(Some(999)));
+    }
+
+    #[test]
+    fn a_close_frame_without_code_has_none() {
+        let mut tally = FrameTally::default();
+        tally.feed(b"HTTP/1.1 101 OK\r\n\r\n");
+        assert_eq!(tally.peer_close_code(), None);
+        tally.feed(&frame(0x88, b""));
+        assert_eq!(tally.peer_close_code(), Some(None));
     }
 
     #[test]

@@ -1,38 +1,41 @@
 //! The one managed IO thread: its command queue, its start and its stop.
+//!
+//! The IO engine: `reactor` polls and runs commands and timers, one
+//! `connection` per socket drives the network side, and `dispatch` runs the
+//! callbacks. Sockets reach it only by posting requests (`socket::Loop`).
 
+mod closing;
 mod connection;
+mod deadlines;
+mod failure;
 mod frame_tally;
+mod handshake;
 mod out_queue;
 mod reactor;
 mod resolver;
+mod staging;
 mod stream;
-
-pub(crate) use stream::Route;
+mod timers;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle, ThreadId};
 
 use mio::{Poll, Token, Waker};
 
-use crate::socket::Socket;
+use crate::socket::{Loop, Request, Socket};
 use crate::status::{Error, ErrorKind, Result};
+use crate::sync::lock;
 
 /// Work for the IO thread, sent by any thread.
-pub enum Command {
+pub(crate) enum Command {
+    /// A new socket: start connecting.
     Open(Arc<Socket>),
-    /// The socket's outbound queue has data.
-    Flush(u64),
-    /// The socket's close request is set.
-    Close(u64),
-    Free(u64),
-    /// Late listeners wait for the events they missed (the socket holds
-    /// the list, with weak references so unbind or free still finalize).
-    Replay(u64),
-    /// A `message` listener was bound while messages were held.
-    DeliverHeld(u64),
+    /// What a socket asked for (see `socket::Request`).
+    Socket(Arc<Socket>, Request),
+    /// A name resolved, for the connection of this handle.
     Resolved(u64, io::Result<Vec<SocketAddr>>),
     Shutdown,
 }
@@ -40,17 +43,13 @@ pub enum Command {
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
 
 /// The IO thread's inbox, shared with every socket it serves.
-pub struct IoShared {
+pub(crate) struct IoShared {
     queue: Mutex<Vec<Command>>,
     /// Set from a send until the IO thread takes the queue: later sends
     /// need not wake it again.
     notified: AtomicBool,
     waker: Waker,
     thread: OnceLock<ThreadId>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl IoShared {
@@ -79,6 +78,17 @@ impl IoShared {
     }
 }
 
+impl Loop for IoShared {
+    fn post(&self, socket: &Arc<Socket>, request: Request) {
+        // From a callback of this socket's message, its connection takes
+        // the outbox as soon as the callback returns.
+        if request == Request::Flush && staging::is_staged(socket.handle) {
+            return;
+        }
+        self.send(Command::Socket(socket.clone(), request));
+    }
+}
+
 struct IoThread {
     shared: Arc<IoShared>,
     join: JoinHandle<()>,
@@ -87,7 +97,7 @@ struct IoThread {
 static IO_THREAD: Mutex<Option<IoThread>> = Mutex::new(None);
 
 /// The running IO thread's inbox, starting the thread if needed.
-pub fn io_thread() -> Result<Arc<IoShared>> {
+pub(crate) fn io_thread() -> Result<Arc<IoShared>> {
     let mut slot = lock(&IO_THREAD);
     if let Some(t) = slot.as_ref() {
         return Ok(t.shared.clone());
@@ -121,7 +131,7 @@ pub fn io_thread() -> Result<Arc<IoShared>> {
 
 /// Closes every socket and joins the IO thread. From the IO thread itself
 /// (a callback) it only asks the thread to stop, since it cannot join itself.
-pub fn shutdown() {
+pub(crate) fn shutdown() {
     let Some(t) = lock(&IO_THREAD).take() else {
         return;
     };

@@ -1,28 +1,26 @@
 //! The IO thread's loop: poll readiness, run commands, fire timers.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
 
-use super::connection::{Connection, Ctx};
+use super::closing::Ending;
+use super::connection::{end_socket, Connection, Ctx};
 use super::resolver::Resolver;
+use super::timers::Timers;
 use super::{Command, IoShared, WAKER_TOKEN};
 use crate::dispatch::Dispatcher;
-use crate::event::{lossy_cstring, CloseRecord, EventKind};
 use crate::handle_map::HandleMap;
 use crate::panic_guard;
-use crate::registry;
+use crate::socket::Request;
 
 pub struct Reactor {
     poll: Poll,
     shared: Arc<IoShared>,
     connections: HandleMap<Connection>,
-    /// Deadlines by handle; stale entries are skipped when they come due.
-    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timers: Timers,
     dispatcher: Dispatcher,
     resolver: Resolver,
     commands: Vec<Command>,
@@ -38,7 +36,7 @@ impl Reactor {
             resolver: Resolver::new(shared.clone()),
             shared,
             connections: HandleMap::default(),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             dispatcher: Dispatcher::default(),
             commands: Vec::new(),
             again: Vec::new(),
@@ -103,15 +101,11 @@ impl Reactor {
             // keep serving the others.
             let socket = connection.socket().clone();
             self.connections.remove(&handle);
-            let reason = format!("internal error: {panic}");
-            if !socket.is_freed() && socket.recorded(EventKind::Close).is_none() {
-                let record = CloseRecord {
-                    code: 1006,
-                    reason: lossy_cstring(&reason),
-                    was_clean: false,
-                };
-                self.dispatcher.close(&socket, record);
-            }
+            let ending = Ending {
+                reason: format!("internal error: {panic}"),
+                ..Ending::abnormal()
+            };
+            end_socket(&socket, &mut self.dispatcher, ending);
             return;
         }
         if connection.is_done() {
@@ -123,12 +117,8 @@ impl Reactor {
             self.again.push(handle);
         }
         let next = connection.next_deadline();
-        if next != connection.scheduled {
-            connection.scheduled = next;
-            if let Some(at) = next {
-                self.timers.push(Reverse((at, handle)));
-            }
-        }
+        self.timers
+            .reschedule(handle, &mut connection.scheduled, next);
     }
 
     /// Runs commands until none is left: a callback run by one command may
@@ -163,24 +153,25 @@ impl Reactor {
                     }
                 });
             }
-            Command::Flush(handle) => self.with_connection(handle, |c, ctx| c.pump(ctx)),
-            Command::Close(handle) => {
-                self.with_connection(handle, |c, ctx| c.on_close_request(ctx))
+            Command::Socket(socket, request) => {
+                let handle = socket.handle;
+                match request {
+                    Request::Flush => self.with_connection(handle, |c, ctx| c.pump(ctx)),
+                    Request::Close => {
+                        self.with_connection(handle, |c, ctx| c.on_close_request(ctx))
+                    }
+                    Request::Free => self.with_connection(handle, |c, ctx| c.on_free(ctx)),
+                    // Also after the connection ended: a listener bound late
+                    // still gets the `close` it missed.
+                    Request::Replay => self.dispatcher.catch_up(&socket),
+                    Request::DeliverHeld => {
+                        self.dispatcher.catch_up(&socket);
+                        self.with_connection(handle, |c, ctx| c.resume_reading(ctx));
+                    }
+                }
             }
-            Command::Free(handle) => self.with_connection(handle, |c, ctx| c.on_free(ctx)),
             Command::Resolved(handle, result) => {
                 self.with_connection(handle, |c, ctx| c.on_resolved(ctx, result))
-            }
-            Command::Replay(handle) => {
-                if let Some(socket) = registry::get(handle) {
-                    self.dispatcher.catch_up(&socket);
-                }
-            }
-            Command::DeliverHeld(handle) => {
-                if let Some(socket) = registry::get(handle) {
-                    self.dispatcher.catch_up(&socket);
-                }
-                self.with_connection(handle, |c, ctx| c.resume_reading(ctx));
             }
             Command::Shutdown => {
                 self.shutting_down = true;
@@ -196,22 +187,10 @@ impl Reactor {
         }
     }
 
-    /// The earliest live deadline. Entries a connection no longer waits
-    /// for are dropped on the way: a stale one would make every poll arm a
-    /// kernel timer (on the round-trip path) and would hold memory until
-    /// its time came.
     fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(Reverse((at, handle))) = self.timers.peek().copied() {
-            let live = self
-                .connections
-                .get(&handle)
-                .is_some_and(|c| c.scheduled == Some(at));
-            if live {
-                return Some(at);
-            }
-            self.timers.pop();
-        }
-        None
+        let connections = &self.connections;
+        self.timers
+            .next(|handle| connections.get(&handle).and_then(|c| c.scheduled))
     }
 
     fn fire_timers(&mut self) {
@@ -220,20 +199,13 @@ impl Reactor {
             return;
         }
         let now = Instant::now();
-        while let Some(Reverse((at, handle))) = self.timers.peek().copied() {
-            if at > now {
-                return;
-            }
-            self.timers.pop();
-            let due = self
-                .connections
-                .get(&handle)
-                .is_some_and(|c| c.scheduled.is_some_and(|s| s <= now));
-            if due {
-                if let Some(c) = self.connections.get_mut(&handle) {
-                    // Let `with_connection` file the next deadline anew.
-                    c.scheduled = None;
-                }
+        while let Some(handle) = self.timers.pop_due(now) {
+            let Some(c) = self.connections.get_mut(&handle) else {
+                continue;
+            };
+            if c.scheduled.is_some_and(|s| s <= now) {
+                // Let `with_connection` file the next deadline anew.
+                c.scheduled = None;
                 self.with_connection(handle, |c, ctx| c.on_timer(ctx));
             }
         }

@@ -12,27 +12,7 @@ use mio::net::TcpStream;
 
 use super::frame_tally::FrameTally;
 use super::out_queue::OutQueue;
-use crate::proxy::Proxy;
-
-/// How a socket reaches its server: through a proxy or not, over TLS or not.
-/// Decided by `ws_open` on the caller's thread.
-#[derive(Clone)]
-pub struct Route {
-    pub proxy: Option<Proxy>,
-    #[cfg(feature = "tls")]
-    pub tls: Option<crate::tls::ClientTls>,
-}
-
-impl Route {
-    /// No TLS: for ws:// URLs.
-    pub fn plain(proxy: Option<Proxy>) -> Route {
-        Route {
-            proxy,
-            #[cfg(feature = "tls")]
-            tls: None,
-        }
-    }
-}
+use crate::route::Route;
 
 /// A TCP stream that skips the read that could only say "would block".
 ///
@@ -45,37 +25,25 @@ impl Route {
 /// closed (or in error) every read goes to the kernel again.
 pub struct Tcp {
     inner: TcpStream,
+    /// Bytes of this connection read before it was wrapped (past a proxy's
+    /// answer), read before the kernel's.
+    early: Vec<u8>,
+    early_read: usize,
     /// The last read was short and no readiness event came since.
     drained: bool,
     /// The peer may have shut its side: read until the kernel says so.
     read_closed: bool,
-    /// Complete messages in the bytes read so far; plain streams only (under
-    /// TLS these bytes are ciphertext). None once it disagreed.
-    tally: Option<FrameTally>,
 }
 
 impl Tcp {
-    fn new(inner: TcpStream, tally: bool) -> Tcp {
+    fn new(inner: TcpStream, early: Vec<u8>) -> Tcp {
         Tcp {
             inner,
+            early,
+            early_read: 0,
             drained: false,
             read_closed: false,
-            tally: tally.then(FrameTally::default),
         }
-    }
-}
-
-impl Tcp {
-    fn nothing_to_read(&mut self, taken: u64) -> bool {
-        let Some(tally) = &self.tally else {
-            return false;
-        };
-        if tally.complete() < taken {
-            // Cannot happen if the tally is right; if it does, stop using it.
-            self.tally = None;
-            return false;
-        }
-        self.drained && tally.complete() == taken
     }
 }
 
@@ -108,13 +76,21 @@ impl Tcp {
 
 impl Read for Tcp {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.early_read < self.early.len() {
+            let early = &self.early[self.early_read..];
+            let n = early.len().min(buf.len());
+            buf[..n].copy_from_slice(&early[..n]);
+            self.early_read += n;
+            if self.early_read == self.early.len() {
+                self.early = Vec::new();
+                self.early_read = 0;
+            }
+            return Ok(n);
+        }
         if self.drained {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let n = self.inner.read(buf)?;
-        if let Some(tally) = &mut self.tally {
-            tally.feed(&buf[..n]);
-        }
         self.drained = n > 0 && n < buf.len() && !self.read_closed;
         Ok(n)
     }
@@ -172,31 +148,38 @@ impl Write for Transport {
 pub struct Stream {
     transport: Transport,
     out: OutQueue,
+    /// The frames in the plaintext bytes read so far (see `frame_tally`).
+    tally: FrameTally,
+    /// The tally's message count disagreed with tungstenite's once: a bug
+    /// that must cost speed, never a message. It is no longer trusted.
+    tally_doubted: bool,
 }
 
 impl Stream {
-    /// Wraps a connected TCP stream as the route says. The TLS handshake
-    /// itself runs lazily inside the first reads and writes.
-    pub fn new(tcp: TcpStream, route: &Route) -> io::Result<Stream> {
-        let transport = Stream::transport_for(tcp, route)?;
+    /// Wraps a connected TCP stream as the route says; `early` are bytes of
+    /// the connection already read (past a proxy's answer). The TLS
+    /// handshake itself runs lazily inside the first reads and writes.
+    pub fn new(tcp: TcpStream, route: &Route, early: Vec<u8>) -> io::Result<Stream> {
+        let transport = Stream::transport_for(Tcp::new(tcp, early), route)?;
         Ok(Stream {
             transport,
             out: OutQueue::default(),
+            tally: FrameTally::default(),
+            tally_doubted: false,
         })
     }
 
-    fn transport_for(tcp: TcpStream, route: &Route) -> io::Result<Transport> {
+    fn transport_for(tcp: Tcp, route: &Route) -> io::Result<Transport> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &route.tls {
             let conn = rustls::ClientConnection::new(tls.config.clone(), tls.name.clone())
                 .map_err(io::Error::other)?;
-            let tcp = Tcp::new(tcp, false);
             return Ok(Transport::Tls(Box::new(rustls::StreamOwned::new(
                 conn, tcp,
             ))));
         }
         let _ = route;
-        Ok(Transport::Plain(Tcp::new(tcp, true)))
+        Ok(Transport::Plain(tcp))
     }
 
     fn tcp_ref(&self) -> &Tcp {
@@ -250,12 +233,27 @@ impl Stream {
     /// messages read so far. Saves it zeroing its buffer to learn nothing
     /// (see `frame_tally`).
     pub fn nothing_to_read(&mut self, taken: u64) -> bool {
-        match &mut self.transport {
-            Transport::Plain(tcp) => tcp.nothing_to_read(taken),
-            // The TCP bytes are ciphertext: nothing to count.
+        let drained = match &self.transport {
+            Transport::Plain(tcp) => tcp.drained,
+            // rustls may hold decrypted bytes the kernel no longer has.
             #[cfg(feature = "tls")]
-            Transport::Tls(_) => false,
+            Transport::Tls(_) => return false,
+        };
+        if self.tally_doubted {
+            return false;
         }
+        if self.tally.complete() < taken {
+            // Cannot happen if the tally is right; if it does, stop using it.
+            self.tally_doubted = true;
+            return false;
+        }
+        drained && self.tally.complete() == taken
+    }
+
+    /// The code of the peer's first close frame as it was on the wire:
+    /// `None` if none was seen, `Some(None)` for a frame without a code.
+    pub fn peer_close_code(&self) -> Option<Option<u16>> {
+        self.tally.peer_close_code()
     }
 
     /// A readiness event came for this socket: reads go to the kernel
@@ -270,7 +268,9 @@ impl Stream {
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.transport.read(buf)
+        let n = self.transport.read(buf)?;
+        self.tally.feed(&buf[..n]);
+        Ok(n)
     }
 }
 

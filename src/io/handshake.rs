@@ -1,0 +1,111 @@
+//! The opening handshake's words, without IO: the request wsembed sends,
+//! the limits tungstenite enforces, and what the answer chose.
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::{Request, Response};
+use tungstenite::http::{HeaderName, HeaderValue};
+use tungstenite::protocol::WebSocketConfig;
+
+use super::failure::Failure;
+use crate::options::Options;
+use crate::status::AsyncErrorKind;
+use crate::target::Target;
+
+/// tungstenite allocates this per connection up front.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// The GET request of the opening handshake, with the subprotocols and
+/// headers the options add.
+pub(super) fn request(target: &Target, options: &Options) -> Result<Request, Failure> {
+    let bad = |what: String| Failure::new(AsyncErrorKind::Handshake, what);
+    let mut request = target
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| bad(format!("cannot build the opening handshake: {e}")))?;
+    let headers = request.headers_mut();
+    if !options.protocols.is_empty() {
+        let value = HeaderValue::from_str(&options.protocols.join(", "))
+            .map_err(|e| bad(format!("bad subprotocol list: {e}")))?;
+        headers.insert("Sec-WebSocket-Protocol", value);
+    }
+    for (name, value) in &options.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| bad(format!("bad header name {name:?}: {e}")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|e| bad(format!("bad value for header {name}: {e}")))?;
+        headers.append(name, value);
+    }
+    Ok(request)
+}
+
+pub(super) fn config(options: &Options) -> WebSocketConfig {
+    let max = options.max_message_size;
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        // tungstenite writes only control frames (wsembed encodes data
+        // frames itself, see `wire`); its buffer goes out when flushed,
+        // behind the frames already staged, never on its own.
+        .write_buffer_size(usize::MAX / 2)
+        .max_write_buffer_size(usize::MAX)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+/// The subprotocol the server chose, if any (tungstenite has checked that
+/// it was one we offered).
+pub(super) fn accepted_protocol(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get("Sec-WebSocket-Protocol")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_carries_protocols_and_headers() {
+        let target = Target::parse("ws://127.0.0.1:9/chat?room=1").unwrap();
+        let options = Options {
+            protocols: vec!["v2.chat".into(), "v1.chat".into()],
+            headers: vec![
+                ("X-Token".into(), "abc".into()),
+                ("X-Token".into(), "def".into()),
+            ],
+            ..Options::default()
+        };
+        let request = request(&target, &options).unwrap();
+        assert_eq!(request.uri().to_string(), "ws://127.0.0.1:9/chat?room=1");
+        let headers = request.headers();
+        assert_eq!(headers["Sec-WebSocket-Protocol"], "v2.chat, v1.chat");
+        let tokens: Vec<_> = headers.get_all("X-Token").iter().collect();
+        assert_eq!(tokens, ["abc", "def"]);
+    }
+
+    #[test]
+    fn a_bad_header_is_a_handshake_failure() {
+        let target = Target::parse("ws://127.0.0.1:9/").unwrap();
+        let options = Options {
+            headers: vec![("X-Bad".into(), "line\nbreak".into())],
+            ..Options::default()
+        };
+        let failure = request(&target, &options).unwrap_err();
+        assert_eq!(failure.kind, AsyncErrorKind::Handshake);
+        assert!(failure.message.contains("X-Bad") || failure.message.contains("x-bad"));
+    }
+
+    #[test]
+    fn the_chosen_protocol_is_read_from_the_answer() {
+        let mut response = Response::new(None);
+        response.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("v2.chat"),
+        );
+        assert_eq!(accepted_protocol(&response).as_deref(), Some("v2.chat"));
+        let plain = Response::new(None);
+        assert_eq!(accepted_protocol(&plain), None);
+    }
+}

@@ -1,0 +1,299 @@
+//! The part of a socket that every thread may touch, and what callers do
+//! to it: send, close, bind, unbind, free.
+//!
+//! A socket knows nothing of the IO engine that serves it: it asks for
+//! work through the narrow `Loop` trait (the IO thread in the library, a
+//! recorder in unit tests), and the engine reads and records through the
+//! `pub(crate)` parts below.
+
+mod free_gate;
+mod listeners;
+mod outbox;
+
+use std::sync::{Arc, OnceLock};
+
+use crate::event::{EventKind, Listener, ListenerId};
+use crate::options::Options;
+use crate::route::Route;
+use crate::status::{Error, ErrorKind, Result};
+use crate::target::Target;
+use crate::wire::{new_mask, DataOpcode};
+
+use free_gate::FreeGate;
+pub(crate) use listeners::{BindingList, Bound, Listeners, PendingReplay, Replay};
+pub(crate) use outbox::{CloseRequest, Outbox, ReadyState};
+
+/// What a socket asks of the loop that serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// Frames wait in the outbox.
+    Flush,
+    /// The outbox holds a close request.
+    Close,
+    /// The caller freed the socket: end it quietly.
+    Free,
+    /// Late listeners wait for the events they missed.
+    Replay,
+    /// A `message` listener was bound while messages were held.
+    DeliverHeld,
+}
+
+/// Where a socket posts its requests; any thread may post.
+pub(crate) trait Loop: Send + Sync {
+    fn post(&self, socket: &Arc<Socket>, request: Request);
+}
+
+pub(crate) struct Socket {
+    pub handle: u64,
+    pub target: Target,
+    pub options: Options,
+    pub route: Route,
+    serving: Arc<dyn Loop>,
+    outbox: Outbox,
+    protocol: OnceLock<String>,
+    listeners: Listeners,
+    gate: FreeGate,
+}
+
+impl Socket {
+    pub fn new(
+        handle: u64,
+        target: Target,
+        options: Options,
+        route: Route,
+        serving: Arc<dyn Loop>,
+    ) -> Socket {
+        Socket {
+            handle,
+            target,
+            options,
+            route,
+            serving,
+            outbox: Outbox::default(),
+            protocol: OnceLock::new(),
+            listeners: Listeners::default(),
+            gate: FreeGate::default(),
+        }
+    }
+
+    pub fn ready_state(&self) -> ReadyState {
+        self.outbox.ready_state()
+    }
+
+    pub fn buffered_amount(&self) -> usize {
+        self.outbox.buffered()
+    }
+
+    pub fn protocol(&self) -> &str {
+        self.protocol.get().map_or("", String::as_str)
+    }
+
+    pub fn url(&self) -> &str {
+        self.target.url.as_str()
+    }
+
+    pub fn is_freed(&self) -> bool {
+        self.gate.is_freed()
+    }
+
+    // ----- what callers do ---------------------------------------------
+
+    /// Queues a text or binary message: checks the state and limits, then
+    /// copies `payload` once, as a masked frame, into the outbox.
+    pub fn send(self: &Arc<Self>, opcode: DataOpcode, payload: &[u8]) -> Result<()> {
+        let len = payload.len();
+        let max = self.options.max_message_size;
+        if len > max {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("message of {len} bytes is over the maximum message size of {max} bytes"),
+            ));
+        }
+        let mask = new_mask();
+        if self
+            .outbox
+            .push(opcode, payload, mask, self.options.max_send_queue)?
+        {
+            self.serving.post(self, Request::Flush);
+        }
+        Ok(())
+    }
+
+    /// Starts closing as `close()` does; closing twice is not an error.
+    pub fn close(self: &Arc<Self>, frame: Option<(u16, String)>) {
+        if self.outbox.request_close(frame) {
+            self.serving.post(self, Request::Close);
+        }
+    }
+
+    /// Releases the socket: no callback runs after this returns, unless it
+    /// is called from inside one of this socket's callbacks, in which case
+    /// none runs after that callback returns.
+    pub fn free(self: &Arc<Self>) {
+        if !self.gate.free() {
+            return;
+        }
+        // Finalizers run as the bindings drop, here, outside every lock; a
+        // snapshot held by a running callback keeps its bindings until it
+        // returns.
+        drop(self.listeners.seal());
+        self.serving.post(self, Request::Free);
+    }
+
+    /// Adds a listener; if its event already happened (or messages wait
+    /// for it), asks the loop to catch it up. On an error the listener is
+    /// dropped, which releases it.
+    pub fn bind(self: &Arc<Self>, kind: EventKind, listener: Box<dyn Listener>) -> Result<()> {
+        if self.is_freed() {
+            return Err(Error::invalid_handle());
+        }
+        match self.listeners.bind(kind, listener)? {
+            Bound::NeedsReplay => self.serving.post(self, Request::Replay),
+            Bound::NeedsHeld => self.serving.post(self, Request::DeliverHeld),
+            Bound::Quietly | Bound::Duplicate => {}
+        }
+        Ok(())
+    }
+
+    /// Removes a listener. Answers false when it was not bound.
+    pub fn unbind(&self, kind: EventKind, id: ListenerId) -> bool {
+        self.listeners.unbind(kind, id)
+    }
+
+    // ----- what the IO engine reads and records --------------------------
+
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    pub(crate) fn listeners(&self) -> &Listeners {
+        &self.listeners
+    }
+
+    /// CONNECTING → OPEN with the server's chosen subprotocol. False when
+    /// a close got there first.
+    pub(crate) fn mark_open(&self, protocol: Option<String>) -> bool {
+        if let Some(p) = protocol {
+            let _ = self.protocol.set(p);
+        }
+        self.outbox.mark_open()
+    }
+
+    /// Held messages over the limits: the IO thread stops reading until a
+    /// listener drains them.
+    pub(crate) fn hold_is_full(&self) -> bool {
+        self.listeners.held_bytes()
+            > self
+                .options
+                .max_send_queue
+                .max(self.options.max_message_size)
+    }
+
+    /// Runs `f` as a callback of this socket (`ws_free` waits for it),
+    /// unless the socket is freed.
+    pub(crate) fn with_gate(&self, f: impl FnOnce()) {
+        self.gate.run(f);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A socket without an IO thread: its loop records what it was asked.
+
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    pub(crate) struct RecordingLoop {
+        pub requests: Mutex<Vec<Request>>,
+    }
+
+    impl Loop for RecordingLoop {
+        fn post(&self, _: &Arc<Socket>, request: Request) {
+            self.requests.lock().unwrap().push(request);
+        }
+    }
+
+    impl RecordingLoop {
+        pub fn take(&self) -> Vec<Request> {
+            std::mem::take(&mut *self.requests.lock().unwrap())
+        }
+    }
+
+    pub(crate) fn socket_with(options: Options) -> (Arc<Socket>, Arc<RecordingLoop>) {
+        let target = Target::parse("ws://127.0.0.1:9/").unwrap();
+        let route = Route::new(&target, &options).unwrap();
+        let recorder = Arc::new(RecordingLoop::default());
+        let socket = Socket::new(1, target, options, route, recorder.clone());
+        (Arc::new(socket), recorder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::socket_with;
+    use super::*;
+    use crate::event::{EventView, ListenerId};
+
+    struct Nop(usize);
+
+    impl Listener for Nop {
+        fn call(&self, _: u64, _: &EventView<'_>) {}
+        fn identity(&self) -> ListenerId {
+            ListenerId(self.0, 0)
+        }
+    }
+
+    #[test]
+    fn sends_ask_for_one_flush_until_the_loop_takes() {
+        let (socket, lp) = socket_with(Options::default());
+        assert!(socket.mark_open(Some("chat".into())));
+        assert_eq!(socket.protocol(), "chat");
+        socket.send(DataOpcode::Text, b"a").unwrap();
+        socket.send(DataOpcode::Text, b"b").unwrap();
+        assert_eq!(lp.take(), [Request::Flush]);
+        socket.outbox().take(&mut Vec::new());
+        socket.send(DataOpcode::Text, b"c").unwrap();
+        assert_eq!(lp.take(), [Request::Flush]);
+    }
+
+    #[test]
+    fn a_message_over_the_maximum_is_refused_before_the_queue() {
+        let options = Options {
+            max_message_size: 4,
+            ..Options::default()
+        };
+        let (socket, lp) = socket_with(options);
+        socket.mark_open(None);
+        let err = socket.send(DataOpcode::Binary, &[0; 5]).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::TooLarge);
+        assert!(lp.take().is_empty());
+        assert_eq!(socket.buffered_amount(), 0);
+    }
+
+    #[test]
+    fn close_asks_once_and_free_asks_once() {
+        let (socket, lp) = socket_with(Options::default());
+        socket.close(None);
+        socket.close(None);
+        assert_eq!(socket.ready_state(), ReadyState::Closing);
+        socket.free();
+        socket.free();
+        assert_eq!(lp.take(), [Request::Close, Request::Free]);
+        let err = socket.bind(EventKind::Open, Box::new(Nop(1))).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidHandle);
+    }
+
+    #[test]
+    fn binding_late_asks_for_a_replay_or_the_held_messages() {
+        let (socket, lp) = socket_with(Options::default());
+        socket.bind(EventKind::Open, Box::new(Nop(1))).unwrap();
+        assert!(lp.take().is_empty());
+        socket.listeners().record_open();
+        socket.bind(EventKind::Open, Box::new(Nop(2))).unwrap();
+        assert_eq!(lp.take(), [Request::Replay]);
+        socket.listeners().hold(tungstenite::Message::text("x"));
+        socket.bind(EventKind::Message, Box::new(Nop(3))).unwrap();
+        assert_eq!(lp.take(), [Request::DeliverHeld]);
+    }
+}

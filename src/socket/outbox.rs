@@ -1,0 +1,307 @@
+//! The ready state and what callers hand to the IO thread: data frames
+//! (encoded and masked on the caller's thread, see `wire`) and the close
+//! request.
+//!
+//! The ready state is written only with the queue locked, so a send never
+//! slips into the queue after the state left OPEN, and closing empties it.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::status::{Error, ErrorKind, Result};
+use crate::sync::lock;
+use crate::wire::{append_frame, DataOpcode};
+
+/// `readyState` values, as in the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ReadyState {
+    Connecting = 0,
+    Open = 1,
+    Closing = 2,
+    Closed = 3,
+}
+
+impl ReadyState {
+    fn from_u8(v: u8) -> ReadyState {
+        match v {
+            0 => ReadyState::Connecting,
+            1 => ReadyState::Open,
+            2 => ReadyState::Closing,
+            _ => ReadyState::Closed,
+        }
+    }
+}
+
+/// What a caller asked `close` to do; read by the IO thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CloseRequest {
+    /// Closed while connecting: drop the attempt.
+    Abort,
+    /// The closing handshake, with an optional code and reason.
+    Handshake(Option<(u16, String)>),
+}
+
+struct Queue {
+    /// Encoded frames, masked, ready for the wire. Empty exactly when
+    /// `Outbox::queued` is false.
+    frames: Vec<u8>,
+    /// Payload bytes in `frames`: what they add to `bufferedAmount`.
+    payload: usize,
+    /// The loop was asked to take the frames and has not yet.
+    scheduled: bool,
+    close: Option<CloseRequest>,
+}
+
+pub(crate) struct Outbox {
+    ready: AtomicU8,
+    /// `bufferedAmount`: payload bytes accepted and not yet written.
+    buffered: AtomicUsize,
+    /// Frames wait in the queue; lets the IO thread skip the lock when
+    /// none does.
+    queued: AtomicBool,
+    queue: Mutex<Queue>,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            ready: AtomicU8::new(ReadyState::Connecting as u8),
+            buffered: AtomicUsize::new(0),
+            queued: AtomicBool::new(false),
+            queue: Mutex::new(Queue {
+                frames: Vec::new(),
+                payload: 0,
+                scheduled: false,
+                close: None,
+            }),
+        }
+    }
+}
+
+impl Outbox {
+    pub fn ready_state(&self) -> ReadyState {
+        ReadyState::from_u8(self.ready.load(Ordering::Acquire))
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buffered.load(Ordering::Acquire)
+    }
+
+    fn set_ready(&self, state: ReadyState) {
+        self.ready.store(state as u8, Ordering::Release);
+    }
+
+    // ----- caller side -------------------------------------------------
+
+    /// Appends a message as one masked frame if the socket is OPEN and the
+    /// queue has room under `limit` bytes. Ok(true) when the loop must be
+    /// asked to take the frames (it was not asked since it last took).
+    pub fn push(
+        &self,
+        opcode: DataOpcode,
+        payload: &[u8],
+        mask: [u8; 4],
+        limit: usize,
+    ) -> Result<bool> {
+        let len = payload.len();
+        let mut queue = lock(&self.queue);
+        let state = self.ready_state();
+        if state != ReadyState::Open {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                format!("cannot send while the socket is {state:?}"),
+            ));
+        }
+        let buffered = self.buffered();
+        if len > limit {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("message of {len} bytes is over the send queue limit of {limit} bytes"),
+            ));
+        }
+        if buffered + len > limit {
+            return Err(Error::new(
+                ErrorKind::QueueFull,
+                format!(
+                    "send queue full: {buffered} bytes queued, limit {limit}; retry when bufferedAmount drops"
+                ),
+            ));
+        }
+        append_frame(&mut queue.frames, opcode, payload, mask);
+        queue.payload += len;
+        self.queued.store(true, Ordering::Release);
+        self.buffered.fetch_add(len, Ordering::AcqRel);
+        Ok(!std::mem::replace(&mut queue.scheduled, true))
+    }
+
+    /// Records a close request and moves to CLOSING: an abort while
+    /// CONNECTING, the closing handshake while OPEN. False when already
+    /// CLOSING or CLOSED (closing twice is not an error, and asks nothing).
+    pub fn request_close(&self, frame: Option<(u16, String)>) -> bool {
+        let mut queue = lock(&self.queue);
+        let request = match self.ready_state() {
+            ReadyState::Connecting => CloseRequest::Abort,
+            ReadyState::Open => CloseRequest::Handshake(frame),
+            ReadyState::Closing | ReadyState::Closed => return false,
+        };
+        queue.close = Some(request);
+        self.set_ready(ReadyState::Closing);
+        true
+    }
+
+    // ----- IO-thread side ----------------------------------------------
+
+    pub fn close_request(&self) -> Option<CloseRequest> {
+        lock(&self.queue).close.clone()
+    }
+
+    /// CONNECTING → OPEN. False when a close got there first.
+    pub fn mark_open(&self) -> bool {
+        let _queue = lock(&self.queue);
+        self.ready
+            .compare_exchange(
+                ReadyState::Connecting as u8,
+                ReadyState::Open as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// A close frame is on its way (ours or the peer's): sends are refused
+    /// from now on.
+    pub fn mark_closing(&self) {
+        let _queue = lock(&self.queue);
+        if self.ready_state() != ReadyState::Closed {
+            self.set_ready(ReadyState::Closing);
+        }
+    }
+
+    /// CLOSED: whatever is still queued will never be sent. True the first
+    /// time, so a close is recorded once.
+    pub fn mark_closed(&self) -> bool {
+        let mut queue = lock(&self.queue);
+        let was = self.ready_state();
+        self.set_ready(ReadyState::Closed);
+        queue.frames = Vec::new();
+        queue.payload = 0;
+        queue.scheduled = false;
+        self.queued.store(false, Ordering::Release);
+        self.buffered.store(0, Ordering::Release);
+        was != ReadyState::Closed
+    }
+
+    /// Frames are queued that no connection pass has taken yet.
+    pub fn has_frames(&self) -> bool {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Moves every queued frame into `into` (which the caller passes empty;
+    /// its buffer is kept for the next ones, so a steady flow allocates
+    /// nothing). Returns the payload bytes moved; they stay in
+    /// `bufferedAmount` until `written` is called for them.
+    pub fn take(&self, into: &mut Vec<u8>) -> usize {
+        if !self.queued.load(Ordering::Acquire) {
+            return 0;
+        }
+        let mut queue = lock(&self.queue);
+        std::mem::swap(&mut queue.frames, into);
+        queue.frames.clear();
+        queue.scheduled = false;
+        self.queued.store(false, Ordering::Release);
+        std::mem::take(&mut queue.payload)
+    }
+
+    /// Bytes handed to the socket: they leave `bufferedAmount`.
+    pub fn written(&self, bytes: usize) {
+        if bytes > 0 {
+            self.buffered.fetch_sub(bytes, Ordering::AcqRel);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASK: [u8; 4] = [1, 2, 3, 4];
+
+    fn open() -> Outbox {
+        let outbox = Outbox::default();
+        assert!(outbox.mark_open());
+        outbox
+    }
+
+    #[test]
+    fn sends_only_while_open() {
+        let outbox = Outbox::default();
+        let err = outbox.push(DataOpcode::Text, b"x", MASK, 100).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidState);
+        assert!(outbox.mark_open());
+        assert!(outbox.push(DataOpcode::Text, b"x", MASK, 100).is_ok());
+        outbox.mark_closing();
+        let err = outbox.push(DataOpcode::Text, b"x", MASK, 100).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidState);
+    }
+
+    #[test]
+    fn asks_the_loop_once_until_it_takes() {
+        let outbox = open();
+        assert!(outbox.push(DataOpcode::Binary, b"ab", MASK, 100).unwrap());
+        assert!(!outbox.push(DataOpcode::Binary, b"cd", MASK, 100).unwrap());
+        assert_eq!(outbox.buffered(), 4);
+        let mut frames = Vec::new();
+        assert_eq!(outbox.take(&mut frames), 4);
+        assert_eq!(frames.len(), 2 * (2 + 4 + 2), "two masked frames");
+        assert!(!outbox.has_frames());
+        assert_eq!(outbox.buffered(), 4, "taken is not yet written");
+        outbox.written(4);
+        assert_eq!(outbox.buffered(), 0);
+        assert!(outbox.push(DataOpcode::Binary, b"ef", MASK, 100).unwrap());
+    }
+
+    #[test]
+    fn limits_leave_the_queue_unchanged() {
+        let outbox = open();
+        let err = outbox
+            .push(DataOpcode::Binary, &[0; 11], MASK, 10)
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::TooLarge);
+        outbox.push(DataOpcode::Binary, &[0; 6], MASK, 10).unwrap();
+        let err = outbox
+            .push(DataOpcode::Binary, &[0; 5], MASK, 10)
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::QueueFull);
+        assert_eq!(outbox.buffered(), 6);
+    }
+
+    #[test]
+    fn close_requests_follow_the_state() {
+        let connecting = Outbox::default();
+        assert!(connecting.request_close(None));
+        assert_eq!(connecting.close_request(), Some(CloseRequest::Abort));
+        assert!(!connecting.mark_open(), "a close got there first");
+
+        let outbox = open();
+        assert!(outbox.request_close(Some((1000, "bye".into()))));
+        assert_eq!(
+            outbox.close_request(),
+            Some(CloseRequest::Handshake(Some((1000, "bye".into()))))
+        );
+        assert_eq!(outbox.ready_state(), ReadyState::Closing);
+        assert!(!outbox.request_close(None), "closing twice asks nothing");
+    }
+
+    #[test]
+    fn closed_drops_the_queue_once() {
+        let outbox = open();
+        outbox.push(DataOpcode::Text, b"lost", MASK, 100).unwrap();
+        assert!(outbox.mark_closed());
+        assert!(!outbox.mark_closed());
+        assert_eq!(outbox.buffered(), 0);
+        assert!(!outbox.has_frames());
+        outbox.mark_closing();
+        assert_eq!(outbox.ready_state(), ReadyState::Closed);
+    }
+}
