@@ -21,6 +21,7 @@ import socket
 import subprocess
 import threading
 import time
+from urllib.parse import unquote
 
 from websockets.asyncio.server import serve
 
@@ -74,7 +75,9 @@ class PythonServer:
             if path == "/stall":
                 return
             if path.startswith("/close/"):
-                await ws.close(int(path.rsplit("/", 1)[1]), "bye")
+                # /close/CODE or /close/CODE/REASON (percent-encoded)
+                _, _, code, *reason = path.split("/", 3)
+                await ws.close(int(code), unquote(reason[0]) if reason else "bye")
                 return
             if path == "/headers":
                 await ws.send(json.dumps(dict(ws.request.headers.raw_items())))

@@ -3,6 +3,7 @@ order, against both echo servers."""
 
 import array
 import threading
+from urllib.parse import quote
 
 import pytest
 
@@ -143,6 +144,29 @@ def test_server_close_code_and_reason_reach_the_callback(python_server):
     close = recorder.of("close")[0]
     assert (close.code, close.reason, close.wasClean) == (4321, "bye", True)
     assert ws.readyState == websocket.CLOSED
+
+
+@pytest.mark.parametrize(
+    "code, reason",
+    [
+        # What `await ws.close(1002, "Protocol violation")` sends: a valid
+        # code, whatever its reason says.
+        (1002, "Protocol violation"),
+        (1002, "bad frame"),
+        (1003, "no binary here"),
+        (1007, "not UTF-8"),
+        (1011, "server bug"),
+        (3000, "unauthorized"),
+        (4999, "ça ferme"),
+    ],
+)
+def test_every_close_code_a_server_may_send_is_delivered_as_sent(python_server, code, reason):
+    ws = websocket.WebSocket(python_server.url(f"/close/{code}/{quote(reason)}"))
+    recorder = Recorder(ws)
+    recorder.wait_closed()
+    assert recorder.types() == ["open", "close"]
+    close = recorder.of("close")[0]
+    assert (close.code, close.reason, close.wasClean) == (code, reason, True)
 
 
 def test_context_manager_closes_and_waits_for_the_close_event(echo_url):
