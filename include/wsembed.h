@@ -147,6 +147,13 @@
 typedef struct ws_options ws_options;
 
 /**
+ * An opaque dispatcher handle issued by `ws_dispatcher_new`. 0 is never
+ * valid, and a handle is never reused within a process, so a stale handle
+ * is an error (`WS_ERR_INVALID_HANDLE`), never another dispatcher.
+ */
+typedef uint64_t ws_dispatcher;
+
+/**
  * An opaque socket handle issued by `ws_open`. 0 is never a valid handle,
  * and a handle is never reused within a process, so a stale handle is an
  * error (`WS_ERR_INVALID_HANDLE`), never another socket.
@@ -209,9 +216,11 @@ typedef struct ws_event {
 
 /**
  * A callback bound with `ws_bind`. Runs on the IO thread, one at a time,
- * and must return promptly: while it runs, no other socket is served. It
- * may call any wsembed function, on any socket, including `ws_free` on its
- * own socket.
+ * and must return promptly: while it runs, no other socket is served. For
+ * a socket opened with a dispatcher it runs instead inside `ws_dispatch`,
+ * on the thread that calls it. It may call any wsembed function, on any
+ * socket, including `ws_free` on its own socket (but not `ws_dispatch` of
+ * the dispatcher running it).
  */
 typedef void (*ws_callback)(ws_handle socket, const struct ws_event *event, void *userdata);
 
@@ -246,6 +255,100 @@ typedef void (*ws_userdata_free)(void *userdata);
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates a dispatcher: a queue of events that the host runs on a thread
+ * of its choosing, by calling `ws_dispatch`.
+ *
+ * A socket opened with options naming a dispatcher
+ * (`ws_options_set_dispatcher`) still does all its networking, TLS, name
+ * resolution and timers (pings, pong and close timeouts) on wsembed's IO
+ * thread; only its callbacks move: they run inside `ws_dispatch`, on the
+ * thread that calls it, and nowhere else. Use this when callbacks must run
+ * on your thread: a Lua state, a GUI thread, a game's main loop, an
+ * asyncio loop. Sockets without a dispatcher keep running their callbacks
+ * on the IO thread; both kinds, and any number of dispatchers on any
+ * number of threads, work side by side.
+ *
+ * Returns the handle, or 0 with `ws_last_error()` set (the system refused
+ * a descriptor). Ownership: the caller frees it with `ws_dispatcher_free`.
+ * Any thread.
+ */
+ws_dispatcher ws_dispatcher_new(void);
+
+/**
+ * Returns a file descriptor that is readable exactly while events wait in
+ * the dispatcher's queue (or a wakeup is pending), or a negative status
+ * (`WS_ERR_INVALID_HANDLE`).
+ *
+ * Readiness is level-triggered: the descriptor stays readable until
+ * `ws_dispatch` has taken every queued event, and a dispatch that leaves
+ * events queued (a `max_events` budget) signals it again, so
+ * edge-triggered watchers (EPOLLET, kqueue EV_CLEAR, tokio's AsyncFd) also
+ * see every batch. It may be readable with nothing left to run; then
+ * `ws_dispatch` returns 0. The rule: when it is readable, call
+ * `ws_dispatch(d, 0, 0)`.
+ *
+ * Watch it for reading only. It belongs to wsembed: never read, write or
+ * close it; it stays valid until `ws_dispatcher_free`. Any thread.
+ */
+int ws_dispatcher_fd(ws_dispatcher dispatcher);
+
+/**
+ * Runs queued callbacks of the dispatcher's sockets on the calling thread
+ * and returns the number of events run (>= 0), or a negative status.
+ *
+ * `timeout_ms` bounds the wait when nothing is queued: 0 never waits, -1
+ * waits until an event arrives or `ws_dispatcher_wakeup` is called, a
+ * positive value waits at most that long. `max_events` caps the events run
+ * in this call: 0 runs every event queued when the call starts (events
+ * queued while it runs wait for the next call); n runs at most n, for a
+ * per-frame budget. A `close` with its reason, a message with its payload:
+ * each is one event, whatever number of callbacks it calls.
+ *
+ * Order: a socket's events run in protocol order (`open`, messages, at
+ * most one `error`, then `close`), and the events of all the dispatcher's
+ * sockets in the order they arrived. Callbacks bound after their event
+ * happened, and messages held while no `message` callback was bound, are
+ * queued too: they run in a later `ws_dispatch`, never inside `ws_bind`.
+ *
+ * Not reentrant: from one of its own callbacks, or while another thread
+ * is inside `ws_dispatch` for the same dispatcher, it returns
+ * `WS_ERR_INVALID_STATE` and runs nothing. Every other wsembed call is
+ * allowed from a callback (send, close, free, bind, open, even
+ * `ws_dispatch` of another dispatcher). No wsembed lock is held while a
+ * callback runs.
+ *
+ * The IO thread never waits for you: pings, pongs and timeouts go on while
+ * you do not dispatch. Messages waiting here count against the socket's
+ * undelivered cap (the larger of its send-queue limit and its maximum
+ * message size): over it, the IO thread stops reading that socket (TCP
+ * then pushes back on the server, and pings from the server wait too);
+ * it reads again once dispatching brings the waiting messages under half
+ * the cap. Returns `WS_ERR_INVALID_HANDLE` for a stale dispatcher. Any
+ * thread, one at a time.
+ */
+int ws_dispatch(ws_dispatcher dispatcher, int timeout_ms, size_t max_events);
+
+/**
+ * Makes a `ws_dispatch` of this dispatcher that is waiting return now (0
+ * if nothing was queued), or, if none is waiting, the next one return
+ * without waiting. For ending a thread that loops on
+ * `ws_dispatch(d, -1, 0)`. Returns `WS_OK` or `WS_ERR_INVALID_HANDLE`. Any
+ * thread, including from a callback.
+ */
+int ws_dispatcher_wakeup(ws_dispatcher dispatcher);
+
+/**
+ * Frees a dispatcher and closes its descriptor.
+ *
+ * Refused with `WS_ERR_INVALID_STATE` while a socket opened with it is not
+ * freed (`ws_free` every socket first, as `uv_loop_close` wants every
+ * handle closed), or while a `ws_dispatch` of it runs. Events still queued
+ * are dropped without running. After `WS_OK` the handle is stale. Any
+ * thread, but not from one of this dispatcher's callbacks.
+ */
+int ws_dispatcher_free(ws_dispatcher dispatcher);
 
 /**
  * Returns a static, NUL-terminated English description of any status code
@@ -413,6 +516,17 @@ int ws_options_set_insecure_skip_verify(struct ws_options *options, bool skip);
 int ws_options_set_proxy(struct ws_options *options, const char *http_proxy_url);
 
 /**
+ * Makes sockets opened with these options run their callbacks inside
+ * `ws_dispatch(dispatcher, ...)` instead of on the IO thread (see
+ * `ws_dispatcher_new`). 0 goes back to the default (the IO thread).
+ * Returns `WS_ERR_INVALID_HANDLE` for a stale dispatcher. The dispatcher
+ * must still exist when `ws_open_ex` runs (else that fails with
+ * `WS_ERR_INVALID_HANDLE`); each socket opened with it keeps it in use
+ * until the socket is freed.
+ */
+int ws_options_set_dispatcher(struct ws_options *options, ws_dispatcher dispatcher);
+
+/**
  * Opens a WebSocket to `url` (`ws://` or `wss://`) with default options.
  *
  * Returns a handle in state CONNECTING at once, or 0 on a synchronous
@@ -446,13 +560,15 @@ ws_handle ws_open_ex(const char *url, const struct ws_options *options);
  *
  * No event is lost to a bind race: a callback bound after its `open`,
  * `error` or `close` already happened is called once with that event,
- * soon, on the IO thread. Messages that arrive while no `message` callback
- * is bound are held and delivered, in order, to the first one bound.
+ * soon, on the thread that runs the socket's callbacks, never inside this
+ * call. Messages that arrive while no `message` callback is bound are held
+ * and delivered, in order, to the first one bound.
  *
- * Callbacks run on the IO thread (see `ws_callback`). `userdata` is passed
- * back untouched and must stay valid until the binding ends: after
- * `ws_unbind` returns (mind a call already under way on the IO thread:
- * use `ws_bind_ex` to learn when the last call is over) or after `ws_free`
+ * Callbacks run on the IO thread, or inside `ws_dispatch` for a socket
+ * opened with a dispatcher (see `ws_callback`). `userdata` is passed back
+ * untouched and must stay valid until the binding ends: after `ws_unbind`
+ * returns (mind a call already under way on another thread: use
+ * `ws_bind_ex` to learn when the last call is over) or after `ws_free`
  * returns. Returns `WS_ERR_INVALID_HANDLE`, or `WS_ERR_INVALID_ARGUMENT`
  * for a NULL callback or an unknown kind. Any thread, including from a
  * callback.
@@ -463,8 +579,10 @@ int ws_bind(ws_handle socket, ws_event_kind kind, ws_callback callback, void *us
  * As `ws_bind`, plus a finalizer for `userdata`: `free_userdata(userdata)`
  * runs exactly once, after the last call of this binding: when it is
  * unbound, when the socket is freed, or, when `ws_bind_ex` fails, before it
- * returns. It may run on the thread that unbinds or frees, or on the IO
- * thread if a call was under way. `free_userdata` may be NULL. Binding a
+ * returns. It runs on the thread that unbinds or frees, or, if a call of
+ * the binding was under way on another thread, on that thread right after
+ * the call: for a socket opened with a dispatcher, that is the thread in
+ * `ws_dispatch`, never the IO thread. `free_userdata` may be NULL. Binding a
  * pair that is already bound returns `WS_OK` and does not call this
  * `free_userdata` (the first binding's finalizer still runs once).
  */
@@ -477,8 +595,8 @@ int ws_bind_ex(ws_handle socket,
 /**
  * Removes the binding of (callback, userdata) from events of `kind`. As
  * removeEventListener, removing a pair that is not bound is not an error
- * (`WS_OK`). A call already running on the IO thread finishes; no new call
- * starts after this returns. Any thread, including from a callback.
+ * (`WS_OK`). A call already running on another thread finishes; no new
+ * call starts after this returns. Any thread, including from a callback.
  */
 int ws_unbind(ws_handle socket, ws_event_kind kind, ws_callback callback, void *userdata);
 
@@ -528,13 +646,21 @@ int ws_close_ex(ws_handle socket, uint16_t code, const char *reason);
  * Releases the handle. A socket still open is closed with code 1001
  * (going away) in the background, without further events.
  *
- * When `ws_free` returns, no callback of this socket is running or will
- * run, and every `ws_bind_ex` finalizer of it has run (on the calling
- * thread): you may free your userdata. Called from inside one of this
- * socket's own callbacks it does not wait for itself: no callback of the
- * socket runs after the current one returns, and the finalizers run on the
- * IO thread right after it. The handle is invalid afterwards
- * (`WS_ERR_INVALID_HANDLE`). Any thread, including from a callback.
+ * Called from outside every wsembed callback: when `ws_free` returns, no
+ * callback of this socket is running or will run, and every `ws_bind_ex`
+ * finalizer of it has run (on the calling thread): you may free your
+ * userdata. If a callback of the socket is running on another thread (the
+ * IO thread, or a thread inside `ws_dispatch`), it waits for that one
+ * callback to return, and only for it.
+ *
+ * Called from inside any wsembed callback (of this socket or another, on
+ * the IO thread or inside `ws_dispatch`), it never waits, so two threads
+ * freeing each other's sockets from callbacks cannot deadlock: no callback
+ * of the socket starts after it returns; one already running elsewhere
+ * finishes, and the finalizers of bindings it uses run right after it, on
+ * its thread. Events of the socket still queued for a dispatcher are
+ * dropped. The handle is invalid afterwards (`WS_ERR_INVALID_HANDLE`). Any
+ * thread, including from a callback.
  */
 int ws_free(ws_handle socket);
 

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::dispatcher::Dispatcher;
 use crate::event::{EventKind, ListenerId};
 use crate::io::{self, Command};
 use crate::options::Options;
 use crate::registry;
 use crate::route::Route;
-use crate::socket::{Loop, Socket};
+use crate::socket::{Host, Loop, Socket};
 use crate::status::{Error, ErrorKind, Result};
 use crate::target::Target;
 use crate::wire::DataOpcode;
@@ -21,10 +22,22 @@ pub const HAS_TLS: bool = cfg!(feature = "tls");
 pub fn open(url: &str, options: &Options) -> Result<u64> {
     let target = Target::parse(url)?;
     let route = Route::new(&target, options)?;
+    let host = options.dispatcher.map(dispatcher).transpose()?;
     let io = io::io_thread()?;
     let handle = registry::next_handle();
     let serving: Arc<dyn Loop> = io.clone();
-    let socket = Arc::new(Socket::new(handle, target, options.clone(), route, serving));
+    let host = host.map(|d| {
+        d.attach();
+        d as Arc<dyn Host>
+    });
+    let socket = Arc::new(Socket::new(
+        handle,
+        target,
+        options.clone(),
+        route,
+        serving,
+        host,
+    ));
     registry::insert(socket.clone());
     io.send(Command::Open(socket));
     Ok(handle)
@@ -90,4 +103,31 @@ pub fn unbind(handle: u64, kind: EventKind, id: ListenerId) -> Result<()> {
 
 pub fn shutdown() {
     io::shutdown();
+}
+
+// ----- dispatchers ---------------------------------------------------------
+
+pub fn dispatcher_new() -> Result<u64> {
+    Ok(registry::insert_dispatcher(Arc::new(Dispatcher::new()?)))
+}
+
+fn invalid_dispatcher() -> Error {
+    Error::new(
+        ErrorKind::InvalidHandle,
+        "invalid dispatcher: 0, unknown or freed",
+    )
+}
+
+pub fn dispatcher(handle: u64) -> Result<Arc<Dispatcher>> {
+    registry::dispatcher(handle).ok_or_else(invalid_dispatcher)
+}
+
+/// Ends a dispatcher once no socket uses it; see `Dispatcher::close`.
+pub fn dispatcher_free(handle: u64) -> Result<()> {
+    dispatcher(handle)?.close()?;
+    // Two threads freeing at once: one succeeds, the other finds it gone.
+    match registry::remove_dispatcher(handle) {
+        Some(_) => Ok(()),
+        None => Err(invalid_dispatcher()),
+    }
 }

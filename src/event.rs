@@ -3,6 +3,8 @@
 use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tungstenite::Message;
+
 use crate::status::AsyncErrorKind;
 
 /// The four event kinds; the discriminants are the C `ws_event_kind` values.
@@ -172,5 +174,25 @@ pub fn message_view(payload_with_nul: &[u8], is_binary: bool) -> EventView<'_> {
         reason: c"",
         was_clean: false,
         error_code: 0,
+    }
+}
+
+/// An event of a socket opened with a dispatcher, queued by the IO thread
+/// for the thread that calls `ws_dispatch`.
+pub enum Queued {
+    Open,
+    Message(Message),
+    Error(ErrorRecord),
+    Close(CloseRecord),
+    /// Late listeners wait for a replay, or held messages for a listener.
+    CatchUp,
+}
+
+/// Payload length of a data message.
+pub fn message_len(message: &Message) -> usize {
+    match message {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
     }
 }

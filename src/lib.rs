@@ -27,7 +27,8 @@
 //! 5. The C face: `ffi`.
 
 mod client;
-mod dispatch;
+mod deliver;
+mod dispatcher;
 mod event;
 pub mod ffi;
 mod handle_map;

@@ -20,6 +20,9 @@ pub struct Options {
     pub max_send_queue: usize,
     pub tls: TlsOptions,
     pub proxy: Option<String>,
+    /// The handle of the dispatcher that runs the socket's callbacks;
+    /// `None`: the IO thread runs them.
+    pub dispatcher: Option<u64>,
 }
 
 /// Trust and identity settings for `wss://`.
@@ -59,6 +62,7 @@ impl Default for Options {
             max_send_queue: DEFAULT_MAX_SEND_QUEUE,
             tls: TlsOptions::default(),
             proxy: None,
+            dispatcher: None,
         }
     }
 }

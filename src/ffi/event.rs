@@ -50,9 +50,11 @@ pub struct ws_event {
 }
 
 /// A callback bound with `ws_bind`. Runs on the IO thread, one at a time,
-/// and must return promptly: while it runs, no other socket is served. It
-/// may call any wsembed function, on any socket, including `ws_free` on its
-/// own socket.
+/// and must return promptly: while it runs, no other socket is served. For
+/// a socket opened with a dispatcher it runs instead inside `ws_dispatch`,
+/// on the thread that calls it. It may call any wsembed function, on any
+/// socket, including `ws_free` on its own socket (but not `ws_dispatch` of
+/// the dispatcher running it).
 pub type ws_callback =
     Option<unsafe extern "C" fn(socket: ws_handle, event: *const ws_event, userdata: *mut c_void)>;
 

@@ -8,6 +8,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod args;
+mod dispatcher;
 mod error;
 mod event;
 mod library;
@@ -15,6 +16,7 @@ mod options;
 mod panic;
 mod socket;
 
+pub use dispatcher::*;
 pub use error::*;
 pub use event::*;
 pub use library::*;

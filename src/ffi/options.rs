@@ -3,6 +3,7 @@
 use std::os::raw::{c_char, c_int};
 
 use super::args::str_arg;
+use super::dispatcher::ws_dispatcher;
 use super::error::status;
 use super::panic::boundary;
 use crate::client::HAS_TLS;
@@ -236,6 +237,27 @@ pub extern "C" fn ws_options_set_proxy(
         let url = string(http_proxy_url, "http_proxy_url")?;
         Proxy::parse(&url)?;
         o.proxy = Some(url);
+        Ok(())
+    })
+}
+
+/// Makes sockets opened with these options run their callbacks inside
+/// `ws_dispatch(dispatcher, ...)` instead of on the IO thread (see
+/// `ws_dispatcher_new`). 0 goes back to the default (the IO thread).
+/// Returns `WS_ERR_INVALID_HANDLE` for a stale dispatcher. The dispatcher
+/// must still exist when `ws_open_ex` runs (else that fails with
+/// `WS_ERR_INVALID_HANDLE`); each socket opened with it keeps it in use
+/// until the socket is freed.
+#[no_mangle]
+pub extern "C" fn ws_options_set_dispatcher(
+    options: *mut ws_options,
+    dispatcher: ws_dispatcher,
+) -> c_int {
+    with_options(options, |o| {
+        if dispatcher != 0 {
+            crate::client::dispatcher(dispatcher)?;
+        }
+        o.dispatcher = (dispatcher != 0).then_some(dispatcher);
         Ok(())
     })
 }

@@ -111,13 +111,15 @@ fn bind(
 ///
 /// No event is lost to a bind race: a callback bound after its `open`,
 /// `error` or `close` already happened is called once with that event,
-/// soon, on the IO thread. Messages that arrive while no `message` callback
-/// is bound are held and delivered, in order, to the first one bound.
+/// soon, on the thread that runs the socket's callbacks, never inside this
+/// call. Messages that arrive while no `message` callback is bound are held
+/// and delivered, in order, to the first one bound.
 ///
-/// Callbacks run on the IO thread (see `ws_callback`). `userdata` is passed
-/// back untouched and must stay valid until the binding ends: after
-/// `ws_unbind` returns (mind a call already under way on the IO thread:
-/// use `ws_bind_ex` to learn when the last call is over) or after `ws_free`
+/// Callbacks run on the IO thread, or inside `ws_dispatch` for a socket
+/// opened with a dispatcher (see `ws_callback`). `userdata` is passed back
+/// untouched and must stay valid until the binding ends: after `ws_unbind`
+/// returns (mind a call already under way on another thread: use
+/// `ws_bind_ex` to learn when the last call is over) or after `ws_free`
 /// returns. Returns `WS_ERR_INVALID_HANDLE`, or `WS_ERR_INVALID_ARGUMENT`
 /// for a NULL callback or an unknown kind. Any thread, including from a
 /// callback.
@@ -134,8 +136,10 @@ pub extern "C" fn ws_bind(
 /// As `ws_bind`, plus a finalizer for `userdata`: `free_userdata(userdata)`
 /// runs exactly once, after the last call of this binding: when it is
 /// unbound, when the socket is freed, or, when `ws_bind_ex` fails, before it
-/// returns. It may run on the thread that unbinds or frees, or on the IO
-/// thread if a call was under way. `free_userdata` may be NULL. Binding a
+/// returns. It runs on the thread that unbinds or frees, or, if a call of
+/// the binding was under way on another thread, on that thread right after
+/// the call: for a socket opened with a dispatcher, that is the thread in
+/// `ws_dispatch`, never the IO thread. `free_userdata` may be NULL. Binding a
 /// pair that is already bound returns `WS_OK` and does not call this
 /// `free_userdata` (the first binding's finalizer still runs once).
 #[no_mangle]
@@ -151,8 +155,8 @@ pub extern "C" fn ws_bind_ex(
 
 /// Removes the binding of (callback, userdata) from events of `kind`. As
 /// removeEventListener, removing a pair that is not bound is not an error
-/// (`WS_OK`). A call already running on the IO thread finishes; no new call
-/// starts after this returns. Any thread, including from a callback.
+/// (`WS_OK`). A call already running on another thread finishes; no new
+/// call starts after this returns. Any thread, including from a callback.
 #[no_mangle]
 pub extern "C" fn ws_unbind(
     socket: ws_handle,
@@ -257,13 +261,21 @@ pub extern "C" fn ws_close_ex(socket: ws_handle, code: u16, reason: *const c_cha
 /// Releases the handle. A socket still open is closed with code 1001
 /// (going away) in the background, without further events.
 ///
-/// When `ws_free` returns, no callback of this socket is running or will
-/// run, and every `ws_bind_ex` finalizer of it has run (on the calling
-/// thread): you may free your userdata. Called from inside one of this
-/// socket's own callbacks it does not wait for itself: no callback of the
-/// socket runs after the current one returns, and the finalizers run on the
-/// IO thread right after it. The handle is invalid afterwards
-/// (`WS_ERR_INVALID_HANDLE`). Any thread, including from a callback.
+/// Called from outside every wsembed callback: when `ws_free` returns, no
+/// callback of this socket is running or will run, and every `ws_bind_ex`
+/// finalizer of it has run (on the calling thread): you may free your
+/// userdata. If a callback of the socket is running on another thread (the
+/// IO thread, or a thread inside `ws_dispatch`), it waits for that one
+/// callback to return, and only for it.
+///
+/// Called from inside any wsembed callback (of this socket or another, on
+/// the IO thread or inside `ws_dispatch`), it never waits, so two threads
+/// freeing each other's sockets from callbacks cannot deadlock: no callback
+/// of the socket starts after it returns; one already running elsewhere
+/// finishes, and the finalizers of bindings it uses run right after it, on
+/// its thread. Events of the socket still queued for a dispatcher are
+/// dropped. The handle is invalid afterwards (`WS_ERR_INVALID_HANDLE`). Any
+/// thread, including from a callback.
 #[no_mangle]
 pub extern "C" fn ws_free(socket: ws_handle) -> c_int {
     boundary(|| status(client::free(socket)))

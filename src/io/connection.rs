@@ -28,7 +28,7 @@ use super::handshake;
 use super::resolver::Resolver;
 use super::staging::StagingGuard;
 use super::stream::Stream;
-use crate::dispatch::Dispatcher;
+use crate::deliver::Delivery;
 use crate::event::{lossy_cstring, CloseRecord};
 use crate::proxy::tunnel::{ConnectTunnel, Progress};
 use crate::socket::{CloseRequest, Socket};
@@ -41,7 +41,7 @@ const READ_BUDGET: usize = 64;
 /// What the reactor lends a connection for one step.
 pub struct Ctx<'a> {
     pub registry: &'a Registry,
-    pub dispatcher: &'a mut Dispatcher,
+    pub delivery: &'a mut Delivery,
     pub resolver: &'a mut Resolver,
     /// Read from the clock on first use: most steps set no deadline.
     pub now: Option<Instant>,
@@ -76,14 +76,14 @@ enum Phase {
 /// Ends a socket: marks it CLOSED and delivers its one `close` event. The
 /// only way a socket is closed, for a connection that ends and for one the
 /// reactor had to drop; a freed socket gets no event (its gate is shut).
-pub(super) fn end_socket(socket: &Socket, dispatcher: &mut Dispatcher, ending: Ending) {
+pub(super) fn end_socket(socket: &Arc<Socket>, delivery: &mut Delivery, ending: Ending) {
     if socket.outbox().mark_closed() {
         let record = CloseRecord {
             code: ending.code,
             reason: lossy_cstring(&ending.reason),
             was_clean: ending.clean,
         };
-        dispatcher.close(socket, record);
+        delivery.close(socket, record);
     }
 }
 
@@ -320,7 +320,7 @@ impl Connection {
         if let Some(interval) = self.socket.options.ping_interval {
             self.deadlines.ping = Some(ctx.now() + interval);
         }
-        ctx.dispatcher.open(&self.socket);
+        ctx.delivery.open(&self.socket);
         // The handshake response may have carried messages, and their
         // readiness edge is spent.
         self.drive(ctx);
@@ -405,7 +405,7 @@ impl Connection {
 
     fn read_all(&mut self, ctx: &mut Ctx<'_>) {
         for _ in 0..READ_BUDGET {
-            if !self.detached && self.socket.hold_is_full() {
+            if !self.detached && self.socket.hold_is_full() && self.socket.pause_reading() {
                 self.read_paused = true;
                 return;
             }
@@ -432,7 +432,7 @@ impl Connection {
                 Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
                     if !self.detached {
                         let staging = StagingGuard::new(self.socket.handle);
-                        ctx.dispatcher.message(&self.socket, message);
+                        ctx.delivery.message(&self.socket, message);
                         drop(staging);
                         // What the callback sent must precede any close
                         // frame that a later frame of this pass triggers.
@@ -478,6 +478,7 @@ impl Connection {
     pub fn resume_reading(&mut self, ctx: &mut Ctx<'_>) {
         if self.read_paused && !self.socket.hold_is_full() {
             self.read_paused = false;
+            self.socket.reading_resumed();
             self.drive(ctx);
         }
     }
@@ -599,7 +600,7 @@ impl Connection {
     fn fail(&mut self, ctx: &mut Ctx<'_>, failure: Failure) {
         let reported = matches!(&self.phase, Phase::Open { closing, .. } if closing.is_failed());
         if !self.detached && !reported {
-            ctx.dispatcher
+            ctx.delivery
                 .error(&self.socket, failure.kind, &failure.message);
         }
         self.deadlines.stop_keepalive();
@@ -647,7 +648,7 @@ impl Connection {
             Phase::Done => return,
         }
         self.deadlines = Deadlines::default();
-        end_socket(&self.socket, ctx.dispatcher, ending);
+        end_socket(&self.socket, ctx.delivery, ending);
     }
 
     // ----- timers ------------------------------------------------------

@@ -11,7 +11,7 @@ use super::connection::{end_socket, Connection, Ctx};
 use super::resolver::Resolver;
 use super::timers::Timers;
 use super::{Command, IoShared, WAKER_TOKEN};
-use crate::dispatch::Dispatcher;
+use crate::deliver::Delivery;
 use crate::handle_map::HandleMap;
 use crate::panic_guard;
 use crate::socket::Request;
@@ -21,7 +21,7 @@ pub struct Reactor {
     shared: Arc<IoShared>,
     connections: HandleMap<Connection>,
     timers: Timers,
-    dispatcher: Dispatcher,
+    delivery: Delivery,
     resolver: Resolver,
     commands: Vec<Command>,
     /// Connections whose read budget ran out: driven again next turn.
@@ -37,7 +37,7 @@ impl Reactor {
             shared,
             connections: HandleMap::default(),
             timers: Timers::default(),
-            dispatcher: Dispatcher::default(),
+            delivery: Delivery::default(),
             commands: Vec::new(),
             again: Vec::new(),
             shutting_down: false,
@@ -91,7 +91,7 @@ impl Reactor {
         };
         let mut ctx = Ctx {
             registry: self.poll.registry(),
-            dispatcher: &mut self.dispatcher,
+            delivery: &mut self.delivery,
             resolver: &mut self.resolver,
             now: None,
         };
@@ -105,7 +105,7 @@ impl Reactor {
                 reason: format!("internal error: {panic}"),
                 ..Ending::abnormal()
             };
-            end_socket(&socket, &mut self.dispatcher, ending);
+            end_socket(&socket, &mut self.delivery, ending);
             return;
         }
         if connection.is_done() {
@@ -163,11 +163,12 @@ impl Reactor {
                     Request::Free => self.with_connection(handle, |c, ctx| c.on_free(ctx)),
                     // Also after the connection ended: a listener bound late
                     // still gets the `close` it missed.
-                    Request::Replay => self.dispatcher.catch_up(&socket),
+                    Request::Replay => self.delivery.catch_up(&socket),
                     Request::DeliverHeld => {
-                        self.dispatcher.catch_up(&socket);
+                        self.delivery.catch_up(&socket);
                         self.with_connection(handle, |c, ctx| c.resume_reading(ctx));
                     }
+                    Request::Resume => self.with_connection(handle, |c, ctx| c.resume_reading(ctx)),
                 }
             }
             Command::Resolved(handle, result) => {

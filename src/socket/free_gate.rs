@@ -1,10 +1,14 @@
-//! The guarantee of `ws_free`: once it returns, no callback of the socket
-//! runs; called from inside one of the socket's callbacks, it returns at
-//! once and no callback runs after that one.
+//! The guarantee of `ws_free`: called from outside every wsembed callback,
+//! once it returns no callback of the socket runs or will run; called from
+//! inside any callback (of this socket or another, on any thread), it
+//! never waits, and no callback of the socket starts after it returns.
 //!
-//! Every callback runs inside the gate (`run`); `free` closes the gate and
-//! waits for a callback that another thread is running inside it.
+//! Every callback runs inside the gate (`run`); `free` closes the gate and,
+//! from outside callbacks, waits for a callback that another thread is
+//! running inside it. Waiting from inside a callback could deadlock: two
+//! dispatcher threads, each in a callback, freeing each other's sockets.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::thread::{self, ThreadId};
@@ -15,6 +19,13 @@ thread_local! {
     /// This thread's id, kept: `thread::current()` counts a reference up
     /// and down, twice per delivered message.
     static THIS_THREAD: ThreadId = thread::current().id();
+    /// How many callbacks (of any socket) this thread is inside.
+    static INSIDE_CALLBACKS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// True on a thread that is running a wsembed callback.
+pub(crate) fn in_callback() -> bool {
+    INSIDE_CALLBACKS.get() > 0
 }
 
 fn this_thread() -> ThreadId {
@@ -53,9 +64,11 @@ impl FreeGate {
             }
             inside.running_on = Some(this_thread());
         }
+        INSIDE_CALLBACKS.set(INSIDE_CALLBACKS.get() + 1);
         struct Leave<'a>(&'a FreeGate);
         impl Drop for Leave<'_> {
             fn drop(&mut self) {
+                INSIDE_CALLBACKS.set(INSIDE_CALLBACKS.get() - 1);
                 let mut inside = lock(&self.0.inside);
                 inside.running_on = None;
                 if inside.waiters > 0 {
@@ -67,12 +80,15 @@ impl FreeGate {
         f();
     }
 
-    /// Closes the gate, then waits until no other thread is inside; from
-    /// inside (a callback freeing its own socket) it does not wait for
-    /// itself. False when the gate was already closed.
+    /// Closes the gate, then, unless this thread is inside a callback,
+    /// waits until no other thread is inside. False when the gate was
+    /// already closed.
     pub fn free(&self) -> bool {
         if self.freed.swap(true, Ordering::AcqRel) {
             return false;
+        }
+        if in_callback() {
+            return true;
         }
         let me = this_thread();
         let mut inside = lock(&self.inside);
@@ -140,6 +156,32 @@ mod tests {
         assert_eq!(freed_rx.recv().unwrap(), "free returned");
         runner.join().unwrap();
         freer.join().unwrap();
+    }
+
+    #[test]
+    fn free_from_inside_another_callback_does_not_wait() {
+        let held = Arc::new(FreeGate::default());
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let h = held.clone();
+        let runner = thread::spawn(move || {
+            h.run(|| {
+                entered_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            })
+        });
+        entered_rx.recv().unwrap();
+        // This thread runs a callback of another socket: freeing `held`
+        // must return at once, though `held` has a callback running.
+        let other = FreeGate::default();
+        let mut freed = false;
+        other.run(|| freed = held.free());
+        assert!(freed);
+        let mut ran = false;
+        held.run(|| ran = true);
+        assert!(!ran, "nothing starts after the free");
+        release_tx.send(()).unwrap();
+        runner.join().unwrap();
     }
 
     #[test]

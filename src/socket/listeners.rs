@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tungstenite::Message;
 
-use crate::event::{Binding, CloseRecord, ErrorRecord, EventKind, Listener, ListenerId};
+use crate::event::{
+    message_len, Binding, CloseRecord, ErrorRecord, EventKind, Listener, ListenerId,
+};
 use crate::status::{Error, Result};
 use crate::sync::lock;
 
@@ -84,15 +86,6 @@ pub(crate) struct Listeners {
     /// Payload bytes in `record.held`; written under that lock, read
     /// without it by the IO thread before every read.
     held_bytes: AtomicUsize,
-}
-
-/// Payload length of a data message.
-fn message_len(message: &Message) -> usize {
-    match message {
-        Message::Text(t) => t.len(),
-        Message::Binary(b) => b.len(),
-        _ => 0,
-    }
 }
 
 impl Listeners {

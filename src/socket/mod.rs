@@ -10,9 +10,10 @@ mod free_gate;
 mod listeners;
 mod outbox;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use crate::event::{EventKind, Listener, ListenerId};
+use crate::event::{message_len, EventKind, Listener, ListenerId, Queued};
 use crate::options::Options;
 use crate::route::Route;
 use crate::status::{Error, ErrorKind, Result};
@@ -36,11 +37,22 @@ pub(crate) enum Request {
     Replay,
     /// A `message` listener was bound while messages were held.
     DeliverHeld,
+    /// Reading paused while undelivered messages were over the cap; the
+    /// host has delivered enough of them.
+    Resume,
 }
 
 /// Where a socket posts its requests; any thread may post.
 pub(crate) trait Loop: Send + Sync {
     fn post(&self, socket: &Arc<Socket>, request: Request);
+}
+
+/// Where a socket opened with a dispatcher sends its events: a queue that
+/// the host drains on its own thread (`ws_dispatch`).
+pub(crate) trait Host: Send + Sync {
+    fn queue(&self, socket: &Arc<Socket>, event: Queued);
+    /// The socket was freed: it no longer keeps the host in use.
+    fn detach(&self);
 }
 
 pub(crate) struct Socket {
@@ -49,6 +61,13 @@ pub(crate) struct Socket {
     pub options: Options,
     pub route: Route,
     serving: Arc<dyn Loop>,
+    /// Set for a socket opened with a dispatcher.
+    host: Option<Arc<dyn Host>>,
+    /// Payload bytes of messages queued for the host and not yet run.
+    undelivered: AtomicUsize,
+    /// The IO thread stopped reading: held and undelivered messages were
+    /// over the cap. Whoever brings them under half the cap resumes it.
+    reading_paused: AtomicBool,
     outbox: Outbox,
     protocol: OnceLock<String>,
     listeners: Listeners,
@@ -62,6 +81,7 @@ impl Socket {
         options: Options,
         route: Route,
         serving: Arc<dyn Loop>,
+        host: Option<Arc<dyn Host>>,
     ) -> Socket {
         Socket {
             handle,
@@ -69,6 +89,9 @@ impl Socket {
             options,
             route,
             serving,
+            host,
+            undelivered: AtomicUsize::new(0),
+            reading_paused: AtomicBool::new(false),
             outbox: Outbox::default(),
             protocol: OnceLock::new(),
             listeners: Listeners::default(),
@@ -138,6 +161,9 @@ impl Socket {
         // returns.
         drop(self.listeners.seal());
         self.serving.post(self, Request::Free);
+        if let Some(host) = &self.host {
+            host.detach();
+        }
     }
 
     /// Adds a listener; if its event already happened (or messages wait
@@ -147,10 +173,14 @@ impl Socket {
         if self.is_freed() {
             return Err(Error::invalid_handle());
         }
-        match self.listeners.bind(kind, listener)? {
-            Bound::NeedsReplay => self.serving.post(self, Request::Replay),
-            Bound::NeedsHeld => self.serving.post(self, Request::DeliverHeld),
-            Bound::Quietly | Bound::Duplicate => {}
+        match (self.listeners.bind(kind, listener)?, &self.host) {
+            // The host's thread runs the replay: never inside this call.
+            (Bound::NeedsReplay | Bound::NeedsHeld, Some(_)) => {
+                self.queue_for_host(Queued::CatchUp)
+            }
+            (Bound::NeedsReplay, None) => self.serving.post(self, Request::Replay),
+            (Bound::NeedsHeld, None) => self.serving.post(self, Request::DeliverHeld),
+            (Bound::Quietly | Bound::Duplicate, _) => {}
         }
         Ok(())
     }
@@ -179,14 +209,73 @@ impl Socket {
         self.outbox.mark_open()
     }
 
-    /// Held messages over the limits: the IO thread stops reading until a
-    /// listener drains them.
+    /// Messages received and not yet given to a listener: held for one,
+    /// or queued for the host.
+    fn undelivered_bytes(&self) -> usize {
+        self.listeners.held_bytes() + self.undelivered.load(Ordering::SeqCst)
+    }
+
+    fn undelivered_cap(&self) -> usize {
+        self.options
+            .max_send_queue
+            .max(self.options.max_message_size)
+    }
+
+    /// Undelivered messages over the cap: the IO thread stops reading (TCP
+    /// then pushes back on the peer) until they are delivered.
     pub(crate) fn hold_is_full(&self) -> bool {
-        self.listeners.held_bytes()
-            > self
-                .options
-                .max_send_queue
-                .max(self.options.max_message_size)
+        self.undelivered_bytes() > self.undelivered_cap()
+    }
+
+    /// Marks reading paused if the messages are still over the cap. Set
+    /// before the second look, so that a host draining meanwhile either
+    /// sees the mark or is seen to have drained.
+    pub(crate) fn pause_reading(&self) -> bool {
+        self.reading_paused.store(true, Ordering::SeqCst);
+        if self.hold_is_full() {
+            return true;
+        }
+        self.reading_paused.store(false, Ordering::SeqCst);
+        false
+    }
+
+    pub(crate) fn reading_resumed(&self) {
+        self.reading_paused.store(false, Ordering::SeqCst);
+    }
+
+    /// After a delivery on the host's thread: asks the IO thread to read
+    /// again once the undelivered messages fell to half the cap.
+    pub(crate) fn resume_if_drained(self: &Arc<Self>) {
+        if self.reading_paused.load(Ordering::SeqCst)
+            && self.undelivered_bytes() <= self.undelivered_cap() / 2
+            && self.reading_paused.swap(false, Ordering::SeqCst)
+        {
+            self.serving.post(self, Request::Resume);
+        }
+    }
+
+    pub(crate) fn host(&self) -> Option<&Arc<dyn Host>> {
+        self.host.as_ref()
+    }
+
+    /// Queues an event for the host's thread; nothing once freed.
+    pub(crate) fn queue_for_host(self: &Arc<Self>, event: Queued) {
+        let Some(host) = &self.host else {
+            return;
+        };
+        if self.is_freed() {
+            return;
+        }
+        if let Queued::Message(message) = &event {
+            self.undelivered
+                .fetch_add(message_len(message), Ordering::SeqCst);
+        }
+        host.queue(self, event);
+    }
+
+    /// A queued message of `bytes` is taken by the host's thread.
+    pub(crate) fn delivered(&self, bytes: usize) {
+        self.undelivered.fetch_sub(bytes, Ordering::SeqCst);
     }
 
     /// Runs `f` as a callback of this socket (`ws_free` waits for it),
@@ -224,7 +313,7 @@ pub(crate) mod testing {
         let target = Target::parse("ws://127.0.0.1:9/").unwrap();
         let route = Route::new(&target, &options).unwrap();
         let recorder = Arc::new(RecordingLoop::default());
-        let socket = Socket::new(1, target, options, route, recorder.clone());
+        let socket = Socket::new(1, target, options, route, recorder.clone(), None);
         (Arc::new(socket), recorder)
     }
 }

@@ -3,23 +3,29 @@
 //! only delivers: what a socket's state becomes is the connection's to say.
 //!
 //! Producing an event (the connection) and running its callbacks (here) are
-//! kept apart so that another delivery thread can take this part's place.
+//! kept apart: for a socket opened with a dispatcher, the IO thread only
+//! queues its events, and the thread in `ws_dispatch` runs them here.
 //!
 //! Every snapshot of a listener list is taken and dropped inside the
 //! socket's gate: `ws_free` waits for the gate, so once it returns no
 //! snapshot is left that could run a finalizer later.
 
+use std::sync::Arc;
+
 use tungstenite::Message;
 
-use crate::event::{message_view, open_view, Binding, CloseRecord, ErrorRecord, EventView};
+use crate::event::{
+    message_len, message_view, open_view, Binding, CloseRecord, ErrorRecord, EventView, Queued,
+};
 use crate::panic_guard;
 use crate::socket::{BindingList, PendingReplay, Replay, Socket};
 use crate::status::AsyncErrorKind;
 
-/// Owned by the thread that runs callbacks. Its scratch buffer gives every
-/// message its trailing NUL without an allocation per message.
+/// Owned by a thread that runs callbacks (the IO thread, or one inside
+/// `ws_dispatch`). Its scratch buffer gives every message its trailing NUL
+/// without an allocation per message.
 #[derive(Default)]
-pub struct Dispatcher {
+pub struct Delivery {
     scratch: Vec<u8>,
 }
 
@@ -65,37 +71,95 @@ fn deliver(socket: &Socket, scratch: &mut Vec<u8>, message: &Message, list: &Bin
     }
 }
 
-impl Dispatcher {
-    pub fn open(&mut self, socket: &Socket) {
-        self.catch_up(socket);
+impl Delivery {
+    // ----- what the IO engine calls ------------------------------------
+    //
+    // A socket opened with a dispatcher gets its events queued for the
+    // dispatcher's thread instead; that thread runs them with `run`.
+
+    pub fn open(&mut self, socket: &Arc<Socket>) {
+        match socket.host() {
+            Some(_) => socket.queue_for_host(Queued::Open),
+            None => self.run_open(socket),
+        }
+    }
+
+    pub fn error(&mut self, socket: &Arc<Socket>, kind: AsyncErrorKind, message: &str) {
+        let record = ErrorRecord::new(kind, message);
+        match socket.host() {
+            Some(_) => socket.queue_for_host(Queued::Error(record)),
+            None => self.run_error(socket, record),
+        }
+    }
+
+    /// Delivers the one `close` event of a socket its connection has
+    /// marked CLOSED.
+    pub fn close(&mut self, socket: &Arc<Socket>, record: CloseRecord) {
+        match socket.host() {
+            Some(_) => socket.queue_for_host(Queued::Close(record)),
+            None => self.run_close(socket, record),
+        }
+    }
+
+    /// Delivers a message, or holds it while no `message` listener is bound.
+    pub fn message(&mut self, socket: &Arc<Socket>, message: Message) {
+        match socket.host() {
+            Some(_) => socket.queue_for_host(Queued::Message(message)),
+            None => self.run_message(socket, message),
+        }
+    }
+
+    /// Runs pending replays and held messages (after a late bind).
+    pub fn catch_up(&mut self, socket: &Arc<Socket>) {
+        match socket.host() {
+            Some(_) => socket.queue_for_host(Queued::CatchUp),
+            None => self.run_catch_up(socket),
+        }
+    }
+
+    // ----- running, on whichever thread delivers -------------------------
+
+    /// Runs one queued event of a dispatcher socket, on the dispatching
+    /// thread.
+    pub fn run(&mut self, socket: &Arc<Socket>, event: Queued) {
+        match event {
+            Queued::Open => self.run_open(socket),
+            Queued::Message(message) => {
+                socket.delivered(message_len(&message));
+                self.run_message(socket, message);
+            }
+            Queued::Error(record) => self.run_error(socket, record),
+            Queued::Close(record) => self.run_close(socket, record),
+            Queued::CatchUp => self.run_catch_up(socket),
+        }
+        socket.resume_if_drained();
+    }
+
+    fn run_open(&mut self, socket: &Socket) {
+        self.run_catch_up(socket);
         socket.with_gate(|| {
             let list = socket.listeners().record_open();
             call_all(socket, list.iter().map(|b| &**b), &open_view());
         });
     }
 
-    pub fn error(&mut self, socket: &Socket, kind: AsyncErrorKind, message: &str) {
-        self.catch_up(socket);
+    fn run_error(&mut self, socket: &Socket, record: ErrorRecord) {
+        self.run_catch_up(socket);
         socket.with_gate(|| {
-            let (list, record) = socket
-                .listeners()
-                .record_error(ErrorRecord::new(kind, message));
+            let (list, record) = socket.listeners().record_error(record);
             call_all(socket, list.iter().map(|b| &**b), &record.view());
         });
     }
 
-    /// Delivers the one `close` event of a socket its connection has
-    /// marked CLOSED.
-    pub fn close(&mut self, socket: &Socket, record: CloseRecord) {
-        self.catch_up(socket);
+    fn run_close(&mut self, socket: &Socket, record: CloseRecord) {
+        self.run_catch_up(socket);
         socket.with_gate(|| {
             let (list, record) = socket.listeners().record_close(record);
             call_all(socket, list.iter().map(|b| &**b), &record.view());
         });
     }
 
-    /// Delivers a message, or holds it while no `message` listener is bound.
-    pub fn message(&mut self, socket: &Socket, message: Message) {
+    fn run_message(&mut self, socket: &Socket, message: Message) {
         // The common case (a listener bound, nothing held, nothing to
         // replay) goes straight to the listeners; anything else takes the
         // ordered path through the hold queue. The snapshot is taken inside
@@ -114,7 +178,7 @@ impl Dispatcher {
         };
         if let Some(message) = slow {
             listeners.hold(message);
-            self.catch_up(socket);
+            self.run_catch_up(socket);
         }
     }
 
@@ -122,7 +186,7 @@ impl Dispatcher {
     /// delivered, in protocol order: a missed `open`, then held messages
     /// (if a `message` listener is bound now), then a missed `error` and
     /// `close`.
-    pub fn catch_up(&mut self, socket: &Socket) {
+    fn run_catch_up(&mut self, socket: &Socket) {
         let order = socket.listeners().take_replays();
         self.replay(socket, &order.before_held);
         self.deliver_held(socket);
@@ -231,7 +295,7 @@ mod tests {
     fn events_reach_their_listeners_in_bind_order() {
         let (socket, _) = socket_with(Options::default());
         let log = Log::default();
-        let mut d = Dispatcher::default();
+        let mut d = Delivery::default();
         for kind in EventKind::ALL {
             socket.bind(kind, recorder(1, &log)).unwrap();
             socket.bind(kind, recorder(2, &log)).unwrap();
@@ -259,7 +323,7 @@ mod tests {
     fn late_listeners_catch_up_in_protocol_order() {
         let (socket, _) = socket_with(Options::default());
         let log = Log::default();
-        let mut d = Dispatcher::default();
+        let mut d = Delivery::default();
         // Everything happens before anyone listens.
         d.open(&socket);
         d.message(&socket, Message::text("one"));
@@ -291,7 +355,7 @@ mod tests {
     fn a_message_waits_behind_held_ones() {
         let (socket, _) = socket_with(Options::default());
         let log = Log::default();
-        let mut d = Dispatcher::default();
+        let mut d = Delivery::default();
         d.message(&socket, Message::text("first"));
         socket.bind(EventKind::Message, recorder(1, &log)).unwrap();
         // Arrives before the loop ran the catch-up the bind asked for.
@@ -303,7 +367,7 @@ mod tests {
     fn a_listener_unbound_by_an_earlier_one_is_not_called() {
         let (socket, _) = socket_with(Options::default());
         let log = Log::default();
-        let mut d = Dispatcher::default();
+        let mut d = Delivery::default();
         let s = socket.clone();
         let first = Recorder {
             id: 1,
@@ -323,7 +387,7 @@ mod tests {
     fn nothing_is_delivered_after_free() {
         let (socket, _) = socket_with(Options::default());
         let log = Log::default();
-        let mut d = Dispatcher::default();
+        let mut d = Delivery::default();
         let s = socket.clone();
         let freeing = Recorder {
             id: 1,
