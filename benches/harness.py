@@ -240,6 +240,7 @@ class Bench:
     def rtt_impls(self):
         impls = [
             ("wsembed", "wsembed (C ABI)"),
+            ("wsembed-dispatch", "wsembed, callbacks via a dispatcher on the main thread"),
             ("tungstenite", "tungstenite (blocking)"),
             ("tungstenite-epoll", "tungstenite on an epoll loop"),
         ]
@@ -274,6 +275,7 @@ class Bench:
                     row.append(spread(ratios(results, "wsembed", "tungstenite-epoll", "per_sec"), "ratio"))
                     if "lws" in names:
                         row.append(spread(ratios(results, "wsembed", "lws", "per_sec"), "ratio"))
+                    row.append(spread(ratios(results, "wsembed-dispatch", "wsembed", "per_sec"), "ratio"))
                     row.append(
                         " / ".join(
                             fmt_num(med(column(results, i, "server_cpu_util")), "pct") for i in names
@@ -290,6 +292,7 @@ class Bench:
         header.append("wsembed / tungstenite on epoll")
         if "lws" in names:
             header.append("wsembed / libwebsockets")
+        header.append("dispatcher / IO-thread delivery")
         header += ["server CPU ({})".format(" / ".join(names)), "client CPU"]
         self.section(
             "### 1. Round trips per second, one socket, text, next message sent from the `message` callback\n\n"
@@ -346,6 +349,7 @@ class Bench:
         header += ["wsembed / tungstenite (target ≥ 0.95)", "wsembed / TCP", "tungstenite / TCP"]
         if "lws" in names:
             header.append("wsembed / libwebsockets")
+        header.append("dispatcher / IO-thread delivery")
         header += ["server CPU ({})".format(" / ".join(names)), "client CPU"]
         self.section(
             "### 2. Streaming: {} in {} KiB binary messages, window of {} in flight, echoed back\n\n".format(

@@ -19,10 +19,12 @@
 //!    `handle_map`.
 //! 2. Shared socket state: `socket` (the outbox and ready state, the
 //!    listeners and their record, the free gate), which reaches its loop
-//!    only through the `socket::Loop` trait.
+//!    only through the `socket::Loop` trait and its dispatcher through
+//!    `socket::Host`.
 //! 3. The IO engine: `io` (the reactor, one connection per socket, the
-//!    closing state machine, deadlines, the stream) and `dispatch` (running
-//!    callbacks).
+//!    closing state machine, deadlines, the stream), `deliver` (running
+//!    callbacks) and `dispatcher` (queues of events that a host runs on its
+//!    own thread).
 //! 4. The safe API: `client`, with `registry` (handle → socket).
 //! 5. The C face: `ffi`.
 

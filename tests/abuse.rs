@@ -1,8 +1,11 @@
 //! API abuse: a seeded random walk over the whole C API from 4 threads and
 //! from inside callbacks, with zero, stale and random handles, NULL pointers
-//! and random bytes. Checked: every status code is one the call may give;
-//! per socket, events in protocol order with at most one close; no callback
-//! after `ws_free` returns; every `ws_bind_ex` finalizer exactly once.
+//! and random bytes. Some sockets deliver through one of two dispatchers,
+//! each drained by a thread of its own, and the walk also dispatches,
+//! wakes and frees dispatchers from anywhere. Checked: every status code is
+//! one the call may give; per socket, events in protocol order with at most
+//! one close; no callback after `ws_free` returns; every `ws_bind_ex`
+//! finalizer exactly once.
 //!
 //! `WSEMBED_ABUSE_OPS` sets the operation count (default 100,000) and
 //! `WSEMBED_ABUSE_SEED` the seed (default: time-based, printed on failure).
@@ -47,6 +50,8 @@ struct SocketLog {
 
 struct World {
     url: CString,
+    /// Drained by their own threads until the end of the walk.
+    dispatchers: [ws_dispatcher; 2],
     live: Mutex<Vec<ws_handle>>,
     stale: Mutex<Vec<ws_handle>>,
     logs: Mutex<HashMap<ws_handle, Arc<SocketLog>>>,
@@ -119,6 +124,12 @@ unsafe extern "C" fn on_event(h: ws_handle, e: *const ws_event, ud: *mut c_void)
             world().stale.lock().unwrap().push(h);
         }
         3 => bind(h, rng.below(6) as u32, false),
+        4 => {
+            // Its own dispatcher refuses (nested); another may run here.
+            let d = world().dispatchers[rng.below(2) as usize];
+            let s = ws_dispatch(d, 0, 1);
+            assert!(s >= 0 || s == WS_ERR_INVALID_STATE, "{s}");
+        }
         _ => {}
     }
 }
@@ -174,12 +185,19 @@ fn step(rng: &mut Rng) {
             "status {s}"
         );
     };
-    match rng.below(20) {
+    match rng.below(21) {
         0 | 1 => {
             if w.live.lock().unwrap().len() >= 40 {
                 return;
             }
-            let h = ws_open(w.url.as_ptr());
+            // A third of the sockets deliver on the IO thread, the rest
+            // through one of the two dispatchers.
+            let options = ws_options_new();
+            if let Some(&d) = w.dispatchers.get(rng.below(3) as usize) {
+                assert_eq!(ws_options_set_dispatcher(options, d), WS_OK);
+            }
+            let h = ws_open_ex(w.url.as_ptr(), options);
+            ws_options_free(options);
             assert_ne!(h, 0);
             w.opened.fetch_add(1, Ordering::Relaxed);
             for kind in [
@@ -271,6 +289,39 @@ fn step(rng: &mut Rng) {
                 ws_shutdown();
             }
         }
+        19 => {
+            let d = match rng.below(4) {
+                0 => rng.next(),
+                1 => 0,
+                _ => w.dispatchers[rng.below(2) as usize],
+            };
+            match rng.below(5) {
+                0 => {
+                    // Its own thread is usually inside: often refused.
+                    let s = ws_dispatch(d, 0, rng.below(3) as usize);
+                    assert!(
+                        s >= 0 || [WS_ERR_INVALID_STATE, WS_ERR_INVALID_HANDLE].contains(&s),
+                        "{s}"
+                    );
+                }
+                1 => ok_or_handle(ws_dispatcher_wakeup(d), &[]),
+                2 => {
+                    let fd = ws_dispatcher_fd(d);
+                    assert!(fd >= 0 || fd == WS_ERR_INVALID_HANDLE, "{fd}");
+                }
+                3 if !w.dispatchers.contains(&d) => {
+                    assert_eq!(ws_dispatcher_free(d), WS_ERR_INVALID_HANDLE);
+                }
+                _ => {
+                    // A dispatcher of the walk has sockets or is busy.
+                    let s = ws_dispatcher_free(d);
+                    assert!(
+                        [WS_ERR_INVALID_STATE, WS_ERR_INVALID_HANDLE].contains(&s),
+                        "{s}"
+                    );
+                }
+            }
+        }
         _ => {
             let _ = ws_strerror(rng.next() as i32);
             let _ = ws_last_error();
@@ -301,9 +352,12 @@ fn check_order(h: ws_handle, kinds: &[u32]) {
 #[test]
 fn random_walk_over_the_api() {
     let server = echo_server();
+    let dispatchers = [ws_dispatcher_new(), ws_dispatcher_new()];
+    assert!(dispatchers.iter().all(|&d| d != 0));
     WORLD
         .set(World {
             url: server.curl(),
+            dispatchers,
             live: Mutex::new(Vec::new()),
             stale: Mutex::new(Vec::new()),
             logs: Mutex::new(HashMap::new()),
@@ -330,6 +384,23 @@ fn random_walk_over_the_api() {
                 | 1
         });
     println!("WSEMBED_ABUSE_SEED={seed} WSEMBED_ABUSE_OPS={total}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let drainers: Vec<_> = dispatchers
+        .iter()
+        .map(|&d| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let s = ws_dispatch(d, -1, 0);
+                    // A walker may be dispatching it at this moment.
+                    assert!(s >= 0 || s == WS_ERR_INVALID_STATE, "{s}");
+                    if s == WS_ERR_INVALID_STATE {
+                        thread::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
             thread::spawn(move || {
@@ -350,6 +421,15 @@ fn random_walk_over_the_api() {
         }
     }
     ws_shutdown();
+    stop.store(true, Ordering::SeqCst);
+    for (&d, drainer) in dispatchers.iter().zip(drainers) {
+        assert_eq!(ws_dispatcher_wakeup(d), WS_OK);
+        drainer
+            .join()
+            .expect("a dispatcher thread failed: see the seed above");
+        // Every socket is freed: the dispatcher may go.
+        assert_eq!(ws_dispatcher_free(d), WS_OK, "{}", last_error());
+    }
     // Every binding ended: each finalizer ran exactly once.
     wait_until("every finalizer", || {
         w.finalized.load(Ordering::SeqCst) >= w.binds.load(Ordering::SeqCst)

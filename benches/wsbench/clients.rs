@@ -160,12 +160,13 @@ fn run(args: &Args, what: &str, plan: &Plan) {
     }
     let mut implementation = args.str("impl", "wsembed");
     let (start, end) = match implementation.as_str() {
-        "wsembed" => wsembed_run(port, plan),
+        "wsembed" => wsembed_run(port, plan, false),
+        "wsembed-dispatch" => wsembed_run(port, plan, true),
         "tungstenite" => tungstenite_run(port, plan),
         "tungstenite-epoll" => tungstenite_epoll_run(port, plan),
         "tcp" => tcp_run(port, plan),
         other => die(&format!(
-            "--impl {other:?}: wsembed, tungstenite, tungstenite-epoll or tcp"
+            "--impl {other:?}: wsembed, wsembed-dispatch, tungstenite, tungstenite-epoll or tcp"
         )),
     };
     if plan.read_buffer > 0 && implementation == "tungstenite" {
@@ -295,7 +296,9 @@ unsafe extern "C" fn on_close(_ws: ws_handle, _event: *const ws_event, userdata:
     s.update(|p| p.closed = true);
 }
 
-fn wsembed_run(port: u64, plan: &Plan) -> (Mark, Mark) {
+/// With `dispatch`, the socket is opened with a dispatcher and this (the
+/// main) thread runs its callbacks in `ws_dispatch`, as a host loop would.
+fn wsembed_run(port: u64, plan: &Plan, dispatch: bool) -> (Mark, Mark) {
     let shared = Arc::new(Shared {
         plan: *plan,
         payload: plan.payload(),
@@ -305,7 +308,23 @@ fn wsembed_run(port: u64, plan: &Plan) -> (Mark, Mark) {
         changed: Condvar::new(),
     });
     let url = CString::new(format!("ws://127.0.0.1:{port}/")).expect("no NUL");
-    let ws = ffi::ws_open(url.as_ptr());
+    let dispatcher = if dispatch {
+        let d = ffi::ws_dispatcher_new();
+        if d == 0 {
+            die(&format!("ws_dispatcher_new: {}", last_error()));
+        }
+        Some(d)
+    } else {
+        None
+    };
+    let options = ffi::ws_options_new();
+    if let Some(d) = dispatcher {
+        if ffi::ws_options_set_dispatcher(options, d) != ffi::WS_OK {
+            die(&format!("ws_options_set_dispatcher: {}", last_error()));
+        }
+    }
+    let ws = ffi::ws_open_ex(url.as_ptr(), options);
+    ffi::ws_options_free(options);
     if ws == 0 {
         die(&format!("ws_open: {}", last_error()));
     }
@@ -320,7 +339,25 @@ fn wsembed_run(port: u64, plan: &Plan) -> (Mark, Mark) {
             die(&format!("ws_bind: {}", last_error()));
         }
     }
-    let finished = shared.wait(Duration::from_secs(300), |p| {
+    // Waits for `done`, dispatching on this thread if there is a dispatcher.
+    let wait = |limit: Duration, done: &dyn Fn(&Progress) -> bool| match dispatcher {
+        None => shared.wait(limit, done),
+        Some(d) => {
+            let end = Instant::now() + limit;
+            loop {
+                if done(&shared.state.lock().unwrap_or_else(|e| e.into_inner())) {
+                    return true;
+                }
+                if Instant::now() >= end {
+                    return false;
+                }
+                if ffi::ws_dispatch(d, 100, 0) < 0 {
+                    die(&format!("ws_dispatch: {}", last_error()));
+                }
+            }
+        }
+    };
+    let finished = wait(Duration::from_secs(300), &|p| {
         p.end.is_some() || p.failure.is_some() || p.closed
     });
     let progress = |f: &dyn Fn(&Progress) -> Option<String>| {
@@ -333,8 +370,11 @@ fn wsembed_run(port: u64, plan: &Plan) -> (Mark, Mark) {
         die("wsembed: the run did not finish");
     }
     ffi::ws_close(ws);
-    shared.wait(Duration::from_secs(10), |p| p.closed);
+    wait(Duration::from_secs(10), &|p| p.closed);
     ffi::ws_free(ws);
+    if let Some(d) = dispatcher {
+        ffi::ws_dispatcher_free(d);
+    }
     ffi::ws_shutdown();
     let p = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     (p.start.expect("started"), p.end.expect("ended"))
