@@ -175,6 +175,7 @@ run_tests() {
     local label=$1 variant=$2
     shift 2
     check "$label: tests/c/echo_cycle" timeout $limit "$@" "$out/$variant/echo_cycle" "$url"
+    check "$label: tests/c/dispatcher" timeout $limit "$@" "$out/$variant/dispatcher" "$url"
     check "$label: examples/seed_example" timeout $limit "$@" "$out/$variant/seed_example" "$url" "Hello" "¡Hola! ✓"
     check "$label: tests/cpp/wrapper_test" timeout $limit "$@" "$out/$variant/wrapper_test" "$url"
     check "$label: wscat through a pipe" wscat_pipe "$@" "$out/$variant/wscat"
