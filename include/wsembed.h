@@ -135,7 +135,9 @@
 
 /**
  * `ws_ready_state`: closed (the `close` event has been or is being
- * delivered).
+ * delivered; for a socket opened with a dispatcher, it may still wait in
+ * the dispatcher's queue: the state is the connection's, and runs ahead
+ * of the events the host has not dispatched yet).
  */
 #define WS_CLOSED 3
 
@@ -296,7 +298,9 @@ int ws_dispatcher_fd(ws_dispatcher dispatcher);
 
 /**
  * Runs queued callbacks of the dispatcher's sockets on the calling thread
- * and returns the number of events run (>= 0), or a negative status.
+ * and returns the number of events taken from the queue and run (>= 0;
+ * an event with no callback bound counts too: a callback bound later gets
+ * it as a replay), or a negative status.
  *
  * `timeout_ms` bounds the wait when nothing is queued: 0 never waits, -1
  * waits until an event arrives or `ws_dispatcher_wakeup` is called, a

@@ -6,7 +6,7 @@
 #    `websockets` server; the proxy tests go through a real tinyproxy);
 # 2. tests/run-c.sh: wscat, the C++ wrapper, valgrind, sanitizers, install
 #    and pkg-config;
-# 3. tests/run-python.sh: the Python binding on CPython 3.8 and 3.13;
+# 3. tests/run-python.sh, tests/run-lua.sh: Python (3.8, 3.13), LuaJIT bindings;
 # 4. tests/autobahn/run.sh: Autobahn|Testsuite, every case.
 # Installs the test tools it needs when they are missing.
 set -euo pipefail
@@ -32,5 +32,7 @@ echo "== C and C++ (tests/run-c.sh)"
 tests/run-c.sh
 echo "== Python binding (tests/run-python.sh)"
 tests/run-python.sh
+echo "== LuaJIT binding (tests/run-lua.sh)"
+tests/run-lua.sh
 echo "== Autobahn|Testsuite (tests/autobahn/run.sh)"
 tests/autobahn/run.sh

@@ -62,7 +62,9 @@ pub extern "C" fn ws_dispatcher_fd(dispatcher: ws_dispatcher) -> c_int {
 }
 
 /// Runs queued callbacks of the dispatcher's sockets on the calling thread
-/// and returns the number of events run (>= 0), or a negative status.
+/// and returns the number of events taken from the queue and run (>= 0;
+/// an event with no callback bound counts too: a callback bound later gets
+/// it as a replay), or a negative status.
 ///
 /// `timeout_ms` bounds the wait when nothing is queued: 0 never waits, -1
 /// waits until an event arrives or `ws_dispatcher_wakeup` is called, a

@@ -20,7 +20,9 @@ pub const WS_OPEN: c_int = 1;
 /// `ws_ready_state`: the closing handshake is under way.
 pub const WS_CLOSING: c_int = 2;
 /// `ws_ready_state`: closed (the `close` event has been or is being
-/// delivered).
+/// delivered; for a socket opened with a dispatcher, it may still wait in
+/// the dispatcher's queue: the state is the connection's, and runs ahead
+/// of the events the host has not dispatched yet).
 pub const WS_CLOSED: c_int = 3;
 
 fn open_with(url: *const c_char, options: &Options) -> ws_handle {
