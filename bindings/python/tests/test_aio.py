@@ -1,14 +1,17 @@
 """wsembed.aio: the asyncio client. Each test runs its own event loop."""
 
 import asyncio
+import gc
 import threading
 
 import pytest
 
 import wsembed
+import wsembed._native
 import wsembed.aio
 from servers import DEADLINE, free_port, late_echo_messages
 from wsembed import errors
+from wsembed._ffi import lib
 
 
 def run(coroutine):
@@ -152,3 +155,130 @@ def test_a_waiting_send_raises_when_the_connection_closes(python_server, send_pa
             await sender
 
     run(main())
+
+
+# ----- the loop's dispatcher -------------------------------------------------
+
+
+def test_callbacks_run_on_the_loop_thread_without_a_hop(python_server, monkeypatch):
+    # The C callback itself (the trampoline calling the socket's handler)
+    # runs on the loop's thread, inside the loop's reader: no event is
+    # passed from the IO thread with call_soon_threadsafe.
+    seen = []
+    deliver = wsembed._native.NativeSocket._deliver
+
+    def recording_deliver(self, key, event):
+        seen.append(threading.get_ident())
+        deliver(self, key, event)
+
+    monkeypatch.setattr(wsembed._native.NativeSocket, "_deliver", recording_deliver)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        hops = []
+        call_soon_threadsafe = loop.call_soon_threadsafe
+
+        def counting(*args, **kwargs):
+            hops.append(args)
+            return call_soon_threadsafe(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counting
+        try:
+            async with wsembed.aio.connect(python_server.url()) as ws:
+                for i in range(5):
+                    await ws.send("n{}".format(i))
+                    assert await ws.recv() == "n{}".format(i)
+        finally:
+            del loop.call_soon_threadsafe
+        return threading.get_ident(), hops
+
+    loop_thread, hops = run(main())
+    assert hops == []
+    # open, five messages, close.
+    assert len(seen) == 7
+    assert set(seen) == {loop_thread}
+
+
+def test_one_dispatcher_per_loop_freed_with_its_last_connection(python_server):
+    async def main():
+        loop = asyncio.get_running_loop()
+        a = await wsembed.aio.connect(python_server.url())
+        hub = wsembed.aio._loop_dispatchers[loop]
+        b = await wsembed.aio.connect(python_server.url())
+        assert wsembed.aio._loop_dispatchers[loop] is hub
+        assert a._native.dispatcher is b._native.dispatcher is hub.dispatcher
+        handle, fd = hub.dispatcher.handle, hub.dispatcher.fileno()
+        await a.close()
+        assert not hub.freed
+        await b.send("still served")
+        assert await b.recv() == "still served"
+        await b.close()
+        # Freed with its last socket, its reader removed first.
+        assert hub.freed and loop not in wsembed.aio._loop_dispatchers
+        assert lib.ws_dispatcher_fd(handle) == errors.WS_ERR_INVALID_HANDLE
+        assert loop.remove_reader(fd) is False
+        # The next connection gets a new one.
+        async with wsembed.aio.connect(python_server.url()) as c:
+            assert c._native.dispatcher.handle != handle
+            await c.send("again")
+            return await c.recv()
+
+    assert run(main()) == "again"
+
+
+def test_loops_on_two_threads_have_their_own_dispatchers(echo_url, monkeypatch):
+    seen = []
+    deliver = wsembed._native.NativeSocket._deliver
+
+    def recording_deliver(self, key, event):
+        seen.append((self.dispatcher.handle, threading.get_ident()))
+        deliver(self, key, event)
+
+    monkeypatch.setattr(wsembed._native.NativeSocket, "_deliver", recording_deliver)
+    results = {}
+    barrier = threading.Barrier(2)
+
+    async def client(name):
+        async with wsembed.aio.connect(echo_url) as ws:
+            # Both connections open at once, one on each loop.
+            await asyncio.get_running_loop().run_in_executor(None, barrier.wait, DEADLINE)
+            for i in range(20):
+                await ws.send("{} {}".format(name, i))
+                assert await ws.recv() == "{} {}".format(name, i)
+            results[name] = (threading.get_ident(), ws._native.dispatcher.handle)
+
+    threads = [threading.Thread(target=run, args=(client(n),)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE)
+    assert sorted(results) == ["a", "b"]
+    (thread_a, handle_a), (thread_b, handle_b) = results["a"], results["b"]
+    assert handle_a != handle_b
+    assert set(seen) == {(handle_a, thread_a), (handle_b, thread_b)}
+
+
+def test_a_connection_outliving_its_loop_frees_the_dispatcher(python_server):
+    async def main():
+        return await wsembed.aio.connect(python_server.url("/send/5"))
+
+    ws = run(main())
+    handle = ws._native.dispatcher.handle
+    assert lib.ws_dispatcher_fd(handle) >= 0
+    del ws
+    gc.collect()
+    assert lib.ws_dispatcher_fd(handle) == errors.WS_ERR_INVALID_HANDLE
+
+
+def test_a_failed_open_leaves_no_dispatcher():
+    async def main():
+        loop = asyncio.get_running_loop()
+        with pytest.raises(ValueError):
+            await wsembed.aio.connect("http://127.0.0.1/")
+        with pytest.raises(TypeError):
+            await wsembed.aio.connect("ws://127.0.0.1/", no_such_option=1)
+        with pytest.raises(wsembed.ConnectionClosed):
+            await wsembed.aio.connect("ws://127.0.0.1:{}/".format(free_port()))
+        return loop in wsembed.aio._loop_dispatchers
+
+    assert run(main()) is False

@@ -10,11 +10,16 @@ Three ways to use it, all on the same native library:
 - asyncio: ``async with wsembed.aio.connect(url) as ws``, then
   ``await ws.recv()``, ``async for message in ws``.
 
+Callbacks run on wsembed's IO thread, or, for a socket opened with a
+:class:`Dispatcher` (``WebSocket(url, dispatcher=d)``), inside
+``d.dispatch()`` on your thread; ``wsembed.aio`` gives each event loop one.
+
 The native library ships inside the package; ``WSEMBED_LIBRARY`` names
 another one to load instead.
 """
 
 from . import errors, websocket
+from ._dispatcher import Dispatcher
 from ._ffi import lib as _lib, lib_path as library_path
 from .blocking import connect
 from .errors import (
@@ -33,6 +38,7 @@ __all__ = [
     "websocket",
     "WebSocket",
     "Event",
+    "Dispatcher",
     "connect",
     "aio",
     "errors",

@@ -8,8 +8,10 @@ be collected (and freed) even while bound, and a handler that refers back to
 its socket makes a cycle the garbage collector can see. The C finalizer of
 the binding (``ws_bind_ex``'s ``free_userdata``) removes the key.
 
-The two CFUNCTYPE objects below live as long as the module, so C never
-calls a freed trampoline.
+The CFUNCTYPE objects below live as long as the module, so C never calls
+a freed trampoline. ``on_event`` serves sockets whose callbacks run on the
+IO thread, ``on_dispatched`` those opened with a dispatcher, whose
+callbacks run inside ``ws_dispatch`` on the thread that calls it.
 """
 
 import ctypes
@@ -93,6 +95,24 @@ def on_event(handle, event, key):
         # Handlers report their own exceptions; this is a bug of the
         # binding, and it must still not unwind into C.
         _unraisable.report("Exception ignored in the wsembed event trampoline", on_event)
+
+
+@ws_callback
+def on_dispatched(handle, event, key):
+    """The trampoline of sockets opened with a dispatcher: it runs inside
+    ``ws_dispatch``, on a Python thread that already has its thread state
+    and released the GIL only for the call, so it needs none of the IO
+    thread's bookkeeping (and must not take that thread for the IO
+    thread)."""
+    try:
+        if _stopped:
+            return
+        ref = _table.get(key)
+        socket = ref() if ref is not None else None
+        if socket is not None:
+            socket._deliver(key, event.contents)
+    except BaseException:
+        _unraisable.report("Exception ignored in the wsembed event trampoline", on_dispatched)
 
 
 @ws_userdata_free

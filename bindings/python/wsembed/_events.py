@@ -1,9 +1,19 @@
 """Events as Python sees them, copied out of the C ``ws_event`` (which is
 valid only during the callback)."""
 
-from ctypes import string_at
+import ctypes
 
 from . import _ffi
+
+# The payload copied straight into a Python object: one foreign call, where
+# ``string_at`` then ``decode`` take two and more Python frames (ctypes'
+# pythonapi keeps the GIL and raises the exception a NULL result sets).
+_bytes_at = ctypes.pythonapi.PyBytes_FromStringAndSize
+_bytes_at.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
+_bytes_at.restype = ctypes.py_object
+_text_at = ctypes.pythonapi.PyUnicode_DecodeUTF8
+_text_at.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_char_p]
+_text_at.restype = ctypes.py_object
 
 KIND_NAMES = {
     _ffi.WS_EVENT_OPEN: "open",
@@ -28,8 +38,10 @@ def kind_of(name):
 
 def payload(event):
     """A message's data: ``str`` for text, ``bytes`` for binary."""
-    data = string_at(event.data, event.len) if event.len else b""
-    return data if event.is_binary else data.decode("utf-8")
+    length = event.len
+    if event.is_binary:
+        return _bytes_at(event.data, length) if length else b""
+    return _text_at(event.data, length, None) if length else ""
 
 
 def text(raw):

@@ -60,6 +60,7 @@ WS_EVENT_ERROR = 3
 WS_EVENT_CLOSE = 4
 
 ws_handle = c_uint64
+ws_dispatcher = c_uint64
 ws_event_kind = c_uint32
 
 
@@ -112,6 +113,13 @@ SIGNATURES = {
     "ws_options_set_client_cert": ([_options, c_char_p, c_char_p], c_int),
     "ws_options_set_insecure_skip_verify": ([_options, c_bool], c_int),
     "ws_options_set_proxy": ([_options, c_char_p], c_int),
+    "ws_options_set_dispatcher": ([_options, ws_dispatcher], c_int),
+    # dispatchers
+    "ws_dispatcher_new": ([], ws_dispatcher),
+    "ws_dispatcher_fd": ([ws_dispatcher], c_int),
+    "ws_dispatch": ([ws_dispatcher, c_int, c_size_t], c_int),
+    "ws_dispatcher_wakeup": ([ws_dispatcher], c_int),
+    "ws_dispatcher_free": ([ws_dispatcher], c_int),
     # sockets
     "ws_open": ([c_char_p], ws_handle),
     "ws_open_ex": ([c_char_p, _options], ws_handle),

@@ -12,7 +12,9 @@ not wait for itself.
 
 At exit, an ``atexit`` hook first stops callbacks, then ``ws_shutdown``
 closes every socket and joins the IO thread, so no C thread calls into an
-interpreter that is going away.
+interpreter that is going away. The sockets left are then freed, each
+before its dispatcher (finalizers run newest first, and a socket keeps its
+dispatcher alive), so the dispatchers can be freed too.
 """
 
 import atexit
@@ -20,12 +22,16 @@ import ctypes
 import weakref
 
 from . import _callbacks, _ffi, errors
+from ._dispatcher import Dispatcher
 from ._ffi import lib
 from ._options import cstring, native_options
 
 
-def _free_handle(handle):
+def _free_handle(handle, dispatcher=None):
     lib.ws_free(handle)
+    if dispatcher is not None:
+        # After ws_free: the socket no longer holds the dispatcher in C.
+        dispatcher._release()
 
 
 def _read_string(getter, handle):
@@ -93,31 +99,63 @@ class NativeSocket:
     """Owns one ``ws_handle``. Not public: see ``wsembed.websocket``.
 
     Handlers bound here are kept by this object, keyed by their binding
-    key, and called on the IO thread with the C event, which is valid only
-    during the call.
+    key, and called with the C event, which is valid only during the call:
+    on the IO thread, or inside ``dispatcher.dispatch()`` for a socket
+    opened with a :class:`Dispatcher` (which it keeps alive, and releases
+    when freed).
     """
 
-    __slots__ = ("_handle", "_handlers", "_finalizer", "_url", "_protocol", "__weakref__")
+    __slots__ = (
+        "_handle",
+        "_handlers",
+        "_finalizer",
+        "_url",
+        "_protocol",
+        "_dispatcher",
+        "_trampoline",
+        "__weakref__",
+    )
 
-    def __init__(self, url, protocols=None, headers=None, **settings):
+    def __init__(self, url, protocols=None, headers=None, dispatcher=None, **settings):
         url_bytes = cstring(url, "url")
+        if dispatcher is not None and not isinstance(dispatcher, Dispatcher):
+            raise TypeError(
+                "dispatcher must be a wsembed.Dispatcher, not {}".format(type(dispatcher).__name__)
+            )
         if _callbacks.stopped():
             raise RuntimeError("wsembed is shut down: the interpreter is exiting")
-        with native_options(protocols, headers, **settings) as options:
-            handle = lib.ws_open_ex(url_bytes, options)
-            if not handle:
-                # Raised before the options are freed: ws_options_free is a
-                # wsembed call, after which the status need not survive.
-                raise _open_failed()
+        if dispatcher is not None:
+            dispatcher._attach()
+        try:
+            with native_options(
+                protocols, headers, dispatcher=dispatcher.handle if dispatcher else 0, **settings
+            ) as options:
+                handle = lib.ws_open_ex(url_bytes, options)
+                if not handle:
+                    # Raised before the options are freed: ws_options_free is a
+                    # wsembed call, after which the status need not survive.
+                    raise _open_failed()
+        except BaseException:
+            if dispatcher is not None:
+                dispatcher._release()
+            raise
         self._handle = handle
         self._handlers = {}
-        self._finalizer = weakref.finalize(self, _free_handle, handle)
+        self._dispatcher = dispatcher
+        self._trampoline = _callbacks.on_event if dispatcher is None else _callbacks.on_dispatched
+        self._finalizer = weakref.finalize(self, _free_handle, handle, dispatcher)
         self._url = _read_string(lib.ws_url, handle)
         self._protocol = None
 
     @property
     def handle(self):
         return self._handle
+
+    @property
+    def dispatcher(self):
+        """The :class:`Dispatcher` running its callbacks, or None (the IO
+        thread)."""
+        return self._dispatcher
 
     @property
     def alive(self):
@@ -131,7 +169,7 @@ class NativeSocket:
         for ``unbind``. An event that already happened is replayed to it."""
         key = _callbacks.register(self)
         self._handlers[key] = (kind, handler)
-        status = lib.ws_bind_ex(self._handle, kind, _callbacks.on_event, key, _callbacks.on_free)
+        status = lib.ws_bind_ex(self._handle, kind, self._trampoline, key, _callbacks.on_free)
         if status != _ffi.WS_OK:
             # The finalizer has already released the key.
             error = errors.from_status(status)
@@ -140,13 +178,13 @@ class NativeSocket:
         return key
 
     def unbind(self, key):
-        """Removes a binding. A call already running on the IO thread
+        """Removes a binding. A call already running on another thread
         finishes; none starts after this returns."""
         entry = self._handlers.get(key)
         if entry is None:
             return
         if self.alive:
-            lib.ws_unbind(self._handle, entry[0], _callbacks.on_event, key)
+            lib.ws_unbind(self._handle, entry[0], self._trampoline, key)
         self._handlers.pop(key, None)
 
     def _deliver(self, key, event):

@@ -141,14 +141,17 @@ def _apply(options, protocols, headers, settings):
 
 
 @contextlib.contextmanager
-def native_options(protocols=None, headers=None, **settings):
+def native_options(protocols=None, headers=None, dispatcher=0, **settings):
     """A ``ws_options *`` holding the given options, freed on exit
-    (``ws_open_ex`` copies what it needs)."""
+    (``ws_open_ex`` copies what it needs). ``dispatcher`` is a
+    ``ws_dispatcher`` handle, or 0 for none."""
     options = lib.ws_options_new()
     if not options:
         raise MemoryError("ws_options_new returned NULL")
     try:
         _apply(options, protocols, headers, settings)
+        if dispatcher:
+            errors.check(lib.ws_options_set_dispatcher(options, dispatcher))
         yield options
     finally:
         lib.ws_options_free(options)

@@ -12,15 +12,24 @@
 
     asyncio.run(main())
 
-The IO thread hands each event to the event loop the connection was
-opened on, with ``loop.call_soon_threadsafe``; everything else happens on
-that loop. Use ``asyncio.wait_for`` to bound a ``recv``. Messages are kept
-in Python until received.
+Each event loop gets one wsembed dispatcher, made with its first
+connection and freed with its last: the loop watches the dispatcher's
+descriptor (``loop.add_reader``) and runs the connections' events in that
+reader, on the loop's thread, so no event crosses threads in Python. A
+loop without ``add_reader`` (the Windows proactor) gets its events from
+wsembed's IO thread through ``loop.call_soon_threadsafe`` instead. Use a
+connection from the loop it was opened on; use ``asyncio.wait_for`` to
+bound a ``recv``. Messages are kept in Python until received.
 """
 
 import asyncio
+import threading
+import weakref
 
-from . import _options, _room
+from . import _ffi, _options, _room, errors
+from ._dispatcher import Dispatcher
+from ._ffi import lib
+from ._events import payload
 from ._inbox import CloseState, Inbox
 from ._native import NativeSocket, NativeState
 from .errors import ConnectionClosed, QueueFullError
@@ -32,9 +41,118 @@ __all__ = ["connect", "Connection"]
 _GRACE = 5.0
 _DEFAULT_CONNECT_TIMEOUT = 30.0
 
+# loop -> its _LoopDispatcher. Weak: a loop that is gone takes its entry.
+_loop_dispatchers = weakref.WeakKeyDictionary()
+_loop_dispatchers_lock = threading.RLock()
+
+
+class _LoopDispatcher:
+    """The dispatcher of one event loop, whose descriptor the loop watches.
+
+    Made on the loop's thread by the loop's first connection. Freed, its
+    reader removed first, once its last socket is freed (``ws_dispatcher_free``
+    refuses before): on the loop's thread while the loop runs, at once when
+    the loop is closed (a socket that outlives its loop) or stopped (and at
+    interpreter exit, when ``weakref.finalize`` frees the sockets left).
+    """
+
+    def __init__(self, loop):
+        self._loop = weakref.ref(loop)
+        self.dispatcher = Dispatcher()
+        self._handle = self.dispatcher.handle
+        self._fd = self.dispatcher.fileno()
+        # On the loop's thread: inside ws_dispatch, or opening a socket
+        # (between finding this dispatcher and the socket holding it). A
+        # free due then waits for the loop's next turn.
+        self._dispatching = False
+        self.opening = 0
+        self.freed = False
+        try:
+            loop.add_reader(self._fd, self._on_readable)
+        except BaseException:
+            self.dispatcher.close()
+            raise
+        self.dispatcher._idle = self._on_idle
+
+    @classmethod
+    def of(cls, loop):
+        """The loop's dispatcher, made if need be; None for a loop that
+        cannot watch a descriptor (or be weakly referenced)."""
+        with _loop_dispatchers_lock:
+            try:
+                found = _loop_dispatchers.get(loop)
+            except TypeError:
+                return None
+            if found is None or found.freed:
+                try:
+                    found = cls(loop)
+                except NotImplementedError:
+                    return None
+                _loop_dispatchers[loop] = found
+            return found
+
+    def _on_readable(self):
+        # The loop's reader. The callbacks run in here, on the loop's
+        # thread: each hands its event to its inbox, which wakes the tasks
+        # waiting (no user code runs inside, and none can dispatch again).
+        self._dispatching = True
+        try:
+            ran = lib.ws_dispatch(self._handle, 0, 0)
+        finally:
+            self._dispatching = False
+        if ran == _ffi.WS_ERR_INVALID_HANDLE:
+            # Freed by its finalizer at interpreter exit: stop watching.
+            self._remove_reader()
+
+    def _remove_reader(self):
+        loop = self._loop()
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.remove_reader(self._fd)
+            except Exception:
+                pass
+
+    def _on_idle(self):
+        """The last socket was freed, on any thread (a finalizer may run
+        anywhere, also on the IO thread or inside ws_dispatch)."""
+        loop = self._loop()
+        if loop is None or loop.is_closed():
+            self.free_if_idle()
+        elif asyncio.events._get_running_loop() is loop:
+            if self._dispatching or self.opening:
+                loop.call_soon(self.free_if_idle)
+            else:
+                self.free_if_idle()
+        elif loop.is_running():
+            try:
+                loop.call_soon_threadsafe(self.free_if_idle)
+            except RuntimeError:
+                # Closed meanwhile: nobody watches the descriptor any more.
+                self.free_if_idle()
+        else:
+            # A stopped loop: nothing is selecting, so the reader can go.
+            self.free_if_idle()
+
+    def free_if_idle(self):
+        """Frees the dispatcher unless a socket uses it again."""
+        with _loop_dispatchers_lock:
+            if self.freed or self.dispatcher._sockets:
+                return
+            self.freed = True
+            loop = self._loop()
+            if loop is not None and _loop_dispatchers.get(loop) is self:
+                del _loop_dispatchers[loop]
+        self._remove_reader()
+        try:
+            self.dispatcher.close()
+        except errors.WebSocketError:
+            # Not expected (no socket left, no dispatch running): its
+            # finalizer frees it later.
+            pass
+
 
 class _LoopInbox(Inbox):
-    """An inbox filled on the IO thread through the event loop."""
+    """An inbox filled on the loop's thread, inside the loop's dispatcher."""
 
     def __init__(self, loop):
         super().__init__()
@@ -42,14 +160,20 @@ class _LoopInbox(Inbox):
         self._waiters = []
 
     def deliver(self, record, *args):
-        try:
-            self._loop.call_soon_threadsafe(self._apply, record, args)
-        except RuntimeError:
-            # The loop is closed: nobody is left to receive the event.
-            pass
+        self._apply(record, args)
+
+    def _on_message(self, event):
+        # The common event, without the generic path's indirections.
+        self.record_message(payload(event))
+        if self._waiters:
+            self._wake()
 
     def _apply(self, record, args):
         record(*args)
+        if self._waiters:
+            self._wake()
+
+    def _wake(self):
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -63,6 +187,30 @@ class _LoopInbox(Inbox):
             waiter = self._loop.create_future()
             self._waiters.append(waiter)
             await waiter
+
+    async def wait_message(self):
+        """Returns once a message or the close is in: ``wait`` for
+        ``recv``, the hot path, without its predicate calls."""
+        messages = self.messages
+        while not messages and self.closed is None:
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+
+class _ThreadsafeLoopInbox(_LoopInbox):
+    """An inbox filled on the IO thread through the event loop, for a loop
+    that cannot watch the dispatcher's descriptor."""
+
+    # Every event goes through `deliver`, to the loop's thread.
+    _on_message = Inbox._on_message
+
+    def deliver(self, record, *args):
+        try:
+            self._loop.call_soon_threadsafe(self._apply, record, args)
+        except RuntimeError:
+            # The loop is closed: nobody is left to receive the event.
+            pass
 
 
 class Connection(NativeState, CloseState):
@@ -79,9 +227,11 @@ class Connection(NativeState, CloseState):
         the connection is closed and the messages that came before are
         received, raises ``ConnectionClosed``."""
         inbox = self._inbox
-        await inbox.wait(lambda: inbox.messages or inbox.closed is not None)
-        if inbox.messages:
-            return inbox.messages.popleft()
+        messages = inbox.messages
+        if not messages and inbox.closed is None:
+            await inbox.wait_message()
+        if messages:
+            return messages.popleft()
         raise inbox.closed_exception()
 
     def __aiter__(self):
@@ -142,11 +292,31 @@ class Connection(NativeState, CloseState):
         return "<wsembed.aio.Connection {!r} readyState={}>".format(self.url, self.readyState)
 
 
+def _native_socket(loop, url, protocols, headers, options):
+    """The socket and its inbox: on the loop's dispatcher when it has one."""
+    if "dispatcher" in options:
+        raise TypeError(
+            "wsembed.aio.connect() takes no dispatcher: each event loop has its own"
+        )
+    hub = _LoopDispatcher.of(loop)
+    if hub is None:
+        return NativeSocket(url, protocols, headers, **options), _ThreadsafeLoopInbox(loop)
+    hub.opening += 1
+    try:
+        native = NativeSocket(url, protocols, headers, dispatcher=hub.dispatcher, **options)
+    finally:
+        hub.opening -= 1
+        if not hub.dispatcher._sockets:
+            # The socket did not open (a bad URL or option): the loop's
+            # dispatcher may be left without any.
+            hub.free_if_idle()
+    return native, _LoopInbox(loop)
+
+
 async def _open(url, protocols, headers, options):
     loop = asyncio.get_running_loop()
-    native = NativeSocket(url, protocols, headers, **options)
+    native, inbox = _native_socket(loop, url, protocols, headers, options)
     try:
-        inbox = _LoopInbox(loop)
         inbox.bind_to(native)
         timeout = (options.get("connect_timeout") or _DEFAULT_CONNECT_TIMEOUT) + _GRACE
         await asyncio.wait_for(inbox.wait(lambda: inbox.settled), timeout)

@@ -61,6 +61,12 @@ class Connection(NativeState, CloseState):
     """
 
     def __init__(self, url, protocols=None, headers=None, **options):
+        if "dispatcher" in options:
+            # Its events would wait for a dispatch() that recv() never makes.
+            raise TypeError(
+                "wsembed.connect() takes no dispatcher: the blocking client waits for "
+                "its events itself (use websocket.WebSocket for a dispatcher)"
+            )
         self._native = NativeSocket(url, protocols, headers, **options)
         self._inbox = _ThreadInbox()
         self._inbox.bind_to(self._native)

@@ -26,6 +26,16 @@ call anything, on any socket (send, close, bind, open another). An
 exception raised by a callback goes to ``sys.unraisablehook`` and the IO
 thread goes on.
 
+To run them on a thread of your own instead (a GUI's), open the socket
+with a :class:`Dispatcher`: ``WebSocket(url, dispatcher=d)``. Its
+callbacks then run only inside ``d.dispatch()``, on the thread that calls
+it, when that thread's event loop sees ``d.fileno()`` readable::
+
+    d = websocket.Dispatcher()
+    ws = websocket.WebSocket(url, dispatcher=d)
+    ws.bind("message", on_message)
+    root.tk.createfilehandler(d, tkinter.READABLE, lambda *_: d.dispatch())
+
 No event is lost to a bind race: a callback bound after its ``open``,
 ``error`` or ``close`` already happened is called once with it, and the
 messages that arrive while no ``message`` callback is bound are held and
@@ -43,10 +53,20 @@ import threading
 import weakref
 
 from . import _callbacks, _ffi, _options, _unraisable
+from ._dispatcher import Dispatcher
 from ._events import Event, kind_of
 from ._native import NativeSocket, NativeState
 
-__all__ = ["WebSocket", "websocket", "Event", "CONNECTING", "OPEN", "CLOSING", "CLOSED"]
+__all__ = [
+    "WebSocket",
+    "websocket",
+    "Event",
+    "Dispatcher",
+    "CONNECTING",
+    "OPEN",
+    "CLOSING",
+    "CLOSED",
+]
 
 CONNECTING = _ffi.WS_CONNECTING
 OPEN = _ffi.WS_OPEN
@@ -123,6 +143,10 @@ class WebSocket(NativeState):
     ``(cert_path, key_path)`` pair), ``insecure_skip_verify`` (DANGEROUS,
     tests only), ``proxy`` (``http://host:port``). An option this build
     lacks raises ``NotImplementedError``; a bad value ``ValueError``.
+
+    ``dispatcher``: a :class:`Dispatcher` whose ``dispatch()`` runs this
+    socket's callbacks, on the thread that calls it, instead of the IO
+    thread. The dispatcher stays in use until the socket is freed.
     """
 
     CONNECTING = CONNECTING
@@ -130,8 +154,8 @@ class WebSocket(NativeState):
     CLOSING = CLOSING
     CLOSED = CLOSED
 
-    def __init__(self, url, protocols=None, headers=None, **options):
-        self._native = NativeSocket(url, protocols, headers, **options)
+    def __init__(self, url, protocols=None, headers=None, dispatcher=None, **options):
+        self._native = NativeSocket(url, protocols, headers, dispatcher=dispatcher, **options)
         self._close_timeout = _options.close_timeout(options)
         # (kind, fn, key) for each bound callback, for unbind; the lock
         # makes "bind once" hold when threads (or callbacks) bind at once.
@@ -196,14 +220,29 @@ class WebSocket(NativeState):
     def __exit__(self, *exc_info):
         """Closes, waits for the ``close`` event (so ``close`` callbacks have
         run), then frees. From inside a callback it does not wait, since no
-        event can be delivered while a callback runs."""
-        if self._native.alive and not _callbacks.on_io_thread():
+        event can be delivered while a callback runs.
+
+        With a dispatcher, on the thread that dispatches it (the last one
+        that called ``dispatch()``), it dispatches while it waits, so the
+        callbacks still run on that thread; from another thread it waits
+        for that one to deliver the ``close`` event."""
+        native = self._native
+        dispatcher = native.dispatcher
+        if (
+            native.alive
+            and not _callbacks.on_io_thread()
+            and not (dispatcher is not None and dispatcher._inside())
+        ):
             closed = threading.Event()
-            key = self._native.bind(_ffi.WS_EVENT_CLOSE, lambda _event: closed.set())
-            self._native.close()
-            closed.wait(self._close_timeout + _EXIT_GRACE)
-            self._native.unbind(key)
-        self._native.free()
+            key = native.bind(_ffi.WS_EVENT_CLOSE, lambda _event: closed.set())
+            native.close()
+            timeout = self._close_timeout + _EXIT_GRACE
+            if dispatcher is None:
+                closed.wait(timeout)
+            else:
+                dispatcher._wait(closed, timeout)
+            native.unbind(key)
+        native.free()
 
     def __repr__(self):
         state = ("CONNECTING", "OPEN", "CLOSING", "CLOSED")[self.readyState]
