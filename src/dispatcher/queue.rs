@@ -10,25 +10,32 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::signal::{self, Signal};
 use crate::sync::lock;
 
 struct Inner<T> {
     items: VecDeque<T>,
-    /// The signal is raised: items are queued or a wakeup is pending.
+    /// The signal is raised (or its write is on its way): items are queued
+    /// or a wakeup is pending.
     raised: bool,
-    /// None once closed: the descriptor is gone and nothing is queued.
-    signal: Option<Signal>,
+    /// None once closed: nothing more is queued. Shared, so that a write
+    /// made after unlocking never lands on a descriptor closed meanwhile
+    /// (or on another file that reused its number).
+    signal: Option<Arc<Signal>>,
 }
 
 impl<T> Inner<T> {
-    fn raise(&mut self) {
-        if let (false, Some(signal)) = (self.raised, &self.signal) {
-            self.raised = true;
-            signal.raise();
+    /// Marks the signal raised; the caller writes it, after unlocking, if
+    /// this returns it.
+    fn raise(&mut self) -> Option<Arc<Signal>> {
+        if self.raised {
+            return None;
         }
+        let signal = self.signal.clone()?;
+        self.raised = true;
+        Some(signal)
     }
 }
 
@@ -42,53 +49,65 @@ impl<T> SignalQueue<T> {
             inner: Mutex::new(Inner {
                 items: VecDeque::new(),
                 raised: false,
-                signal: Some(Signal::new()?),
+                signal: Some(Arc::new(Signal::new()?)),
             }),
         })
     }
 
     /// The descriptor to poll; None once closed.
     pub fn fd(&self) -> Option<RawFd> {
-        lock(&self.inner).signal.as_ref().map(Signal::fd)
+        lock(&self.inner).signal.as_ref().map(|s| s.fd())
     }
 
     /// Queues `item`; once closed, hands it back to be dropped outside the
     /// lock.
     pub fn push(&self, item: T) -> Option<T> {
-        let mut inner = lock(&self.inner);
-        if inner.signal.is_none() {
-            return Some(item);
+        let raise = {
+            let mut inner = lock(&self.inner);
+            if inner.signal.is_none() {
+                return Some(item);
+            }
+            inner.items.push_back(item);
+            inner.raise()
+        };
+        // Written after unlocking: the thread it wakes goes for the lock at
+        // once, and would otherwise find it held and sleep again.
+        if let Some(signal) = raise {
+            signal.raise();
         }
-        inner.items.push_back(item);
-        inner.raise();
         None
     }
 
     /// Ends a wait in progress, or the next one, at once.
     pub fn wake(&self) {
-        lock(&self.inner).raise();
+        let raise = lock(&self.inner).raise();
+        if let Some(signal) = raise {
+            signal.raise();
+        }
     }
 
     /// Waits up to `timeout_ms` (0: not at all; -1: without limit) for an
     /// item or a wakeup, then takes up to `max` items (0: all queued now)
     /// into `into`. A wakeup is consumed here. Only one thread may take at
-    /// a time, and not while another closes the queue.
+    /// a time.
     pub fn take(&self, timeout_ms: i32, max: usize, into: &mut VecDeque<T>) {
         if timeout_ms != 0 {
-            let fd = lock(&self.inner).signal.as_ref().map(Signal::fd);
-            if let Some(fd) = fd {
+            let signal = lock(&self.inner).signal.clone();
+            if let Some(signal) = signal {
                 // Readable while anything is queued: the wait ends at once
                 // then.
-                signal::wait(fd, timeout_ms);
+                signal::wait(signal.fd(), timeout_ms);
             }
         }
         let mut inner = lock(&self.inner);
-        if inner.raised {
-            if let Some(signal) = &inner.signal {
-                signal.lower();
-            }
-            inner.raised = false;
-        }
+        let Some(signal) = inner.signal.clone() else {
+            return;
+        };
+        // Lowered even when not marked raised: a push's write may land
+        // after the take that emptied the queue, and must not leave the
+        // descriptor readable for good.
+        signal.lower();
+        inner.raised = false;
         let n = if max == 0 {
             inner.items.len()
         } else {
@@ -96,12 +115,15 @@ impl<T> SignalQueue<T> {
         };
         into.extend(inner.items.drain(..n));
         if !inner.items.is_empty() {
-            inner.raise();
+            // Raised again under the lock: this thread is the one to wake.
+            inner.raised = true;
+            signal.raise();
         }
     }
 
-    /// Closes the descriptor and returns what was queued, to be dropped by
-    /// the caller outside the lock. Later pushes are handed back.
+    /// Closes the queue and returns what was queued, to be dropped by the
+    /// caller outside the lock; the descriptor closes once no write is on
+    /// its way. Later pushes are handed back.
     pub fn close(&self) -> VecDeque<T> {
         let mut inner = lock(&self.inner);
         inner.signal = None;
@@ -226,6 +248,19 @@ mod tests {
         q.take(30, 0, &mut got);
         assert!(got.is_empty());
         assert!(start.elapsed() >= Duration::from_millis(25));
+    }
+
+    #[test]
+    fn a_write_that_lands_after_the_queue_emptied_is_lowered_by_the_next_take() {
+        let q = SignalQueue::<u32>::new().unwrap();
+        // As a push whose write comes after a take drained its item.
+        let signal = lock(&q.inner).signal.clone().unwrap();
+        signal.raise();
+        assert!(readable(q.fd()));
+        let mut got = VecDeque::new();
+        q.take(0, 0, &mut got);
+        assert!(got.is_empty());
+        assert!(!readable(q.fd()), "not readable for good");
     }
 
     #[test]
