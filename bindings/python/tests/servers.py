@@ -19,6 +19,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from urllib.parse import unquote
@@ -205,3 +206,19 @@ def wait_until(predicate, timeout=DEADLINE, interval=0.01):
             return False
         time.sleep(interval)
     return True
+
+
+def run_python(script, *args):
+    """Runs `script` in a fresh interpreter (`python -c`) with `args`; checks
+    that it exits with status 0 and writes nothing to stderr, and returns
+    what it printed."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=DEADLINE,
+        env=dict(os.environ, PYTHONFAULTHANDLER="1"),
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr.decode() == ""
+    return result.stdout.decode()

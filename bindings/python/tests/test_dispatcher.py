@@ -4,11 +4,8 @@ descriptor is readable while events wait."""
 
 import asyncio
 import gc
-import os
 import select
 import selectors
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -18,7 +15,7 @@ import pytest
 import wsembed
 import wsembed.aio
 from recorder import Recorder, unraisable_reports
-from servers import DEADLINE, wait_until
+from servers import DEADLINE, run_python, wait_until
 from wsembed import Dispatcher, _ffi, websocket
 from wsembed._ffi import lib
 
@@ -356,17 +353,7 @@ EXIT_SCRIPT = textwrap.dedent(
 
 
 def test_interpreter_exit_with_dispatcher_sockets_open(echo_url):
-    env = dict(os.environ, PYTHONFAULTHANDLER="1")
-    result = subprocess.run(
-        [sys.executable, "-c", EXIT_SCRIPT, echo_url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        timeout=DEADLINE,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode() == "exiting with sockets open\n"
-    assert result.stderr.decode() == ""
+    assert run_python(EXIT_SCRIPT, echo_url) == "exiting with sockets open\n"
 
 
 def test_a_tkinter_loop_dispatches(echo_url):

@@ -2,14 +2,11 @@
 from inside callbacks, and interpreter exit with sockets open."""
 
 import gc
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 
 from recorder import Recorder
-from servers import DEADLINE, wait_until
+from servers import DEADLINE, run_python, wait_until
 from wsembed import _callbacks, _ffi, websocket
 from wsembed._ffi import lib
 
@@ -167,17 +164,7 @@ EXIT_SCRIPT = textwrap.dedent(
 
 
 def test_interpreter_exit_with_open_sockets(echo_url):
-    env = dict(os.environ, PYTHONFAULTHANDLER="1")
-    result = subprocess.run(
-        [sys.executable, "-c", EXIT_SCRIPT, echo_url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        timeout=DEADLINE,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode() == "exiting with sockets open\n"
-    assert result.stderr.decode() == ""
+    assert run_python(EXIT_SCRIPT, echo_url) == "exiting with sockets open\n"
 
 
 def test_interpreter_exit_from_a_callback_thread_state(python_server):
@@ -195,11 +182,4 @@ def test_interpreter_exit_from_a_callback_thread_state(python_server):
         assert inside.wait(30)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, python_server.url()],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        timeout=DEADLINE,
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    assert result.stderr.decode() == ""
+    run_python(script, python_server.url())

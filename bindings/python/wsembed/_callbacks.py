@@ -82,19 +82,23 @@ def on_event(handle, event, key):
         if ident != _io_thread:
             _keep_thread_state()
             _io_thread = ident
-        if _stopped:
-            return
-        ref = _table.get(key)
-        # Holding the socket while its handler runs means it cannot be
-        # collected meanwhile: a finalizer's ws_free never waits for
-        # Python code, only for a trampoline that finds the reference dead.
-        socket = ref() if ref is not None else None
-        if socket is not None:
-            socket._deliver(key, event.contents)
+        if not _stopped:
+            _deliver(key, event)
     except BaseException:
         # Handlers report their own exceptions; this is a bug of the
         # binding, and it must still not unwind into C.
         _unraisable.report("Exception ignored in the wsembed event trampoline", on_event)
+
+
+def _deliver(key, event):
+    """Hands an event to the socket bound under `key`, if it is alive.
+    Holding the socket while its handler runs means it cannot be collected
+    meanwhile: a finalizer's ws_free never waits for Python code, only for a
+    trampoline that finds the reference dead."""
+    ref = _table.get(key)
+    socket = ref() if ref is not None else None
+    if socket is not None:
+        socket._deliver(key, event.contents)
 
 
 @ws_callback
@@ -105,12 +109,8 @@ def on_dispatched(handle, event, key):
     thread's bookkeeping (and must not take that thread for the IO
     thread)."""
     try:
-        if _stopped:
-            return
-        ref = _table.get(key)
-        socket = ref() if ref is not None else None
-        if socket is not None:
-            socket._deliver(key, event.contents)
+        if not _stopped:
+            _deliver(key, event)
     except BaseException:
         _unraisable.report("Exception ignored in the wsembed event trampoline", on_dispatched)
 
