@@ -309,17 +309,12 @@ fn step(rng: &mut Rng) {
                     let fd = ws_dispatcher_fd(d);
                     assert!(fd >= 0 || fd == WS_ERR_INVALID_HANDLE, "{fd}");
                 }
-                3 if !w.dispatchers.contains(&d) => {
+                // The walk's own dispatchers are freed at the end only: one
+                // with no socket left would be freed for good here.
+                _ if !w.dispatchers.contains(&d) => {
                     assert_eq!(ws_dispatcher_free(d), WS_ERR_INVALID_HANDLE);
                 }
-                _ => {
-                    // A dispatcher of the walk has sockets or is busy.
-                    let s = ws_dispatcher_free(d);
-                    assert!(
-                        [WS_ERR_INVALID_STATE, WS_ERR_INVALID_HANDLE].contains(&s),
-                        "{s}"
-                    );
-                }
+                _ => ok_or_handle(ws_dispatcher_wakeup(d), &[]),
             }
         }
         _ => {
