@@ -14,9 +14,7 @@ use std::sync::Arc;
 
 use tungstenite::Message;
 
-use crate::event::{
-    message_len, message_view, open_view, Binding, CloseRecord, ErrorRecord, EventView, Queued,
-};
+use crate::event::{message_view, open_view, Binding, CloseRecord, ErrorRecord, EventView, Queued};
 use crate::panic_guard;
 use crate::socket::{BindingList, PendingReplay, Replay, Socket};
 use crate::status::AsyncErrorKind;
@@ -124,10 +122,7 @@ impl Delivery {
     pub fn run(&mut self, socket: &Arc<Socket>, event: Queued) {
         match event {
             Queued::Open => self.run_open(socket),
-            Queued::Message(message) => {
-                socket.delivered(message_len(&message));
-                self.run_message(socket, message);
-            }
+            Queued::Message(message) => self.run_message(socket, message),
             Queued::Error(record) => self.run_error(socket, record),
             Queued::Close(record) => self.run_close(socket, record),
             Queued::CatchUp => self.run_catch_up(socket),

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::deliver::Delivery;
-use crate::event::Queued;
+use crate::event::{message_len, Queued};
 use crate::socket::{Host, Socket};
 use crate::status::{Error, ErrorKind, Result};
 use crate::sync::lock;
@@ -88,11 +88,12 @@ impl Dispatcher {
         let mut delivery = lock(&self.delivery).take().unwrap_or_default();
         let mut ran = 0;
         for (socket, event) in batch {
+            // Off the queue: it no longer counts against the socket's cap.
+            if let Queued::Message(message) = &event {
+                socket.delivered(message_len(message));
+            }
             // A socket freed meanwhile loses its queued events.
             if socket.is_freed() {
-                if let Queued::Message(message) = &event {
-                    socket.delivered(crate::event::message_len(message));
-                }
                 continue;
             }
             delivery.run(&socket, event);

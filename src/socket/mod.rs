@@ -149,9 +149,9 @@ impl Socket {
         }
     }
 
-    /// Releases the socket: no callback runs after this returns, unless it
-    /// is called from inside one of this socket's callbacks, in which case
-    /// none runs after that callback returns.
+    /// Releases the socket: from outside every callback, no callback of it
+    /// runs after this returns; from inside any callback this never waits,
+    /// and no callback of it starts afterwards (see `free_gate`).
     pub fn free(self: &Arc<Self>) {
         if !self.gate.free() {
             return;
@@ -273,7 +273,7 @@ impl Socket {
         host.queue(self, event);
     }
 
-    /// A queued message of `bytes` is taken by the host's thread.
+    /// A queued message of `bytes` left the host's queue.
     pub(crate) fn delivered(&self, bytes: usize) {
         self.undelivered.fetch_sub(bytes, Ordering::SeqCst);
     }
