@@ -492,7 +492,7 @@ impl Connection {
         });
         // The code as the peer sent it: tungstenite reports a code that may
         // not be sent (999, 1005, 1006, 1015, 5000...) as 1002.
-        let wire_code = ws.get_ref().peer_close_code().flatten();
+        let wire_code = ws.get_ref().peer_close_code();
         match closing.on_peer_close(code, reason, wire_code) {
             PeerClose::Closing => {
                 self.socket.outbox().mark_closing();

@@ -1,8 +1,9 @@
 //! The one managed IO thread: its command queue, its start and its stop.
 //!
-//! The IO engine: `reactor` polls and runs commands and timers, one
-//! `connection` per socket drives the network side, and `dispatch` runs the
-//! callbacks. Sockets reach it only by posting requests (`socket::Loop`).
+//! The IO engine: `reactor` polls and runs commands and timers, and one
+//! `connection` per socket drives the network side; `crate::deliver` runs
+//! the callbacks (or queues them for a dispatcher). Sockets reach it only
+//! by posting requests (`socket::Loop`).
 
 mod closing;
 mod connection;

@@ -250,10 +250,10 @@ impl Stream {
         drained && self.tally.complete() == taken
     }
 
-    /// The code of the peer's first close frame as it was on the wire:
-    /// `None` if none was seen, `Some(None)` for a frame without a code.
-    pub fn peer_close_code(&self) -> Option<Option<u16>> {
-        self.tally.peer_close_code()
+    /// The code of the peer's first close frame as it was on the wire;
+    /// `None` if no close frame with a code was seen.
+    pub fn peer_close_code(&self) -> Option<u16> {
+        self.tally.peer_close_code().flatten()
     }
 
     /// A readiness event came for this socket: reads go to the kernel
