@@ -68,6 +68,9 @@ local function record(ws)
         end
         return t
     end
+    function rec.opened()
+        return #rec.of("open") == 1
+    end
     function rec.closed()
         return #rec.of("close") > 0
     end
@@ -206,9 +209,7 @@ test("text echo, state and attributes", function()
     eq(ws.readyState, websocket.CONNECTING, "readyState at first")
     eq(ws.url, ECHO_URL, "url")
     local rec = record(ws)
-    wait_until(function()
-        return #rec.of("open") == 1
-    end, "open")
+    wait_until(rec.opened, "open")
     eq(ws.readyState, websocket.OPEN, "readyState once open")
     eq(ws.protocol, "", "protocol (none offered)")
     local sent = { "Bonjour", "¡Hola! ✓", "", "with a \0 NUL inside", ("x"):rep(70000) }
@@ -243,9 +244,7 @@ end)
 test("subprotocol and headers options", function()
     local ws = websocket.WebSocket(PY_URL .. "/protocol", { "nope", "superchat" })
     local rec = record(ws)
-    wait_until(function()
-        return #rec.of("open") == 1
-    end, "open")
+    wait_until(rec.opened, "open")
     eq(ws.protocol, "superchat", "protocol")
     ws:close()
     wait_until(rec.closed, "close")
@@ -302,9 +301,7 @@ end)
 test("text that is not UTF-8 is refused (WS_ERR_INVALID_UTF8)", function()
     local ws = websocket.WebSocket(ECHO_URL)
     local rec = record(ws)
-    wait_until(function()
-        return #rec.of("open") == 1
-    end, "open")
+    wait_until(rec.opened, "open")
     raises(ws.send, websocket.WS_ERR_INVALID_UTF8, ws, "\255\254")
     ws:send("\255\254", true)
     wait_until(function()
@@ -687,9 +684,7 @@ end)
 test("free(): no event after it, even while open", function()
     local ws = websocket.WebSocket(ECHO_URL)
     local rec = record(ws)
-    wait_until(function()
-        return #rec.of("open") == 1
-    end, "open")
+    wait_until(rec.opened, "open")
     ws:send("never seen")
     ws:free()
     ws:free() -- idempotent
