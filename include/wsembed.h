@@ -142,6 +142,29 @@
 #define WS_CLOSED 3
 
 /**
+ * RSV1 on a message's first frame: its payload is compressed
+ * (permessage-deflate, RFC 7692 6).
+ */
+#define RSV1 64
+
+/**
+ * The longest frame header: 2 bytes, 8 of extended length, 4 of mask.
+ */
+#define MAX_HEADER 14
+
+#define OPCODE_CONTINUE 0
+
+#define OPCODE_TEXT 1
+
+#define OPCODE_BINARY 2
+
+#define OPCODE_CLOSE 8
+
+#define DEFAULT_DEFLATE_THRESHOLD 1024
+
+#define DEFAULT_DEFLATE_LEVEL 6
+
+/**
  * Options for `ws_open_ex`. Opaque: create with `ws_options_new`, release
  * with `ws_options_free`. Not thread-safe: use one options object from one
  * thread at a time.
@@ -253,6 +276,12 @@ typedef void (*ws_userdata_free)(void *userdata);
  * last event of a socket.
  */
 #define WS_EVENT_CLOSE 4
+
+/**
+ * A sync flush ends with an empty stored block, which the sender strips
+ * and the receiver appends back (RFC 7692 7.2.1).
+ */
+#define TAIL { 0, 0, 255, 255, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -393,6 +422,13 @@ const char *ws_version(void);
 bool ws_has_tls(void);
 
 /**
+ * True when this build supports permessage-deflate; false means the
+ * `ws_options_set_deflate*` functions give `WS_ERR_UNSUPPORTED`. Any
+ * thread.
+ */
+bool ws_has_deflate(void);
+
+/**
  * Closes every socket (code 1001; each still gets its `close` event),
  * waits for their closing handshakes (at most their close timeouts) and
  * joins the IO thread, for a clean exit. Handles stay valid until
@@ -529,6 +565,73 @@ int ws_options_set_proxy(struct ws_options *options, const char *http_proxy_url)
  * until the socket is freed.
  */
 int ws_options_set_dispatcher(struct ws_options *options, ws_dispatcher dispatcher);
+
+/**
+ * Offers permessage-deflate (RFC 7692) compression when `offer` is true
+ * (default false). It is a request: if the server declines, the socket
+ * works uncompressed, and `ws_extensions` says what was agreed. When it is
+ * agreed:
+ * - messages are compressed on the thread that calls `ws_send*` (not on
+ *   the IO thread, not under a lock the IO thread takes), and inflated on
+ *   the IO thread as they arrive;
+ * - `ws_buffered_amount`, the send-queue limit and the max message size
+ *   all count uncompressed bytes; an incoming message that inflates past
+ *   the max message size fails the connection (close 1009, `error` event
+ *   `WS_ERR_PROTOCOL`) without ever being held whole;
+ * - memory: a compression context (about 256 KiB with a 15-bit window)
+ *   and an inflater (about 40 KiB) per socket, allocated with the first
+ *   compressed message; with `client_no_context_takeover` the compressor
+ *   is shared per sending thread instead, and with
+ *   `server_no_context_takeover` the inflater is freed after each message.
+ *
+ * A server that names an extension that was not offered, or answers the
+ * offer with parameters it may not use, fails the handshake
+ * (`WS_ERR_HANDSHAKE`, message naming the problem), offering or not.
+ * `WS_ERR_UNSUPPORTED` in a build without deflate (`ws_has_deflate()`).
+ */
+int ws_options_set_deflate(struct ws_options *options, bool offer);
+
+/**
+ * The parameters of the deflate offer (used when `ws_options_set_deflate`
+ * is on):
+ * - `client_max_window_bits`: 0 (default) offers the parameter without a
+ *   value, letting the server choose our window; 9..15 caps it (less
+ *   memory, less compression). 8 is `WS_ERR_INVALID_ARGUMENT`: raw
+ *   deflate cannot produce it. If the server limits us to 8 bits, messages
+ *   are sent uncompressed, which the extension allows.
+ * - `server_max_window_bits`: 0 (default) asks nothing; 8..15 asks the
+ *   server to compress with at most that window (saves its memory).
+ * - `client_no_context_takeover`: we start every message with an empty
+ *   window (worse ratio, no compression state kept per socket).
+ * - `server_no_context_takeover`: ask the server to do the same (lets us
+ *   drop the inflater between messages).
+ *
+ * Other values are `WS_ERR_INVALID_ARGUMENT`. `WS_ERR_UNSUPPORTED` in a
+ * build without deflate.
+ */
+int ws_options_set_deflate_params(struct ws_options *options,
+                                  uint8_t client_max_window_bits,
+                                  uint8_t server_max_window_bits,
+                                  bool client_no_context_takeover,
+                                  bool server_no_context_takeover);
+
+/**
+ * Messages shorter than `bytes` (default 1024) are sent uncompressed when
+ * our side has no context takeover (compressing them alone costs more
+ * than it saves); with context takeover every message is compressed, as
+ * even small ones shrink against the shared window.
+ * `WS_ERR_UNSUPPORTED` in a build without deflate.
+ */
+int ws_options_set_deflate_threshold(struct ws_options *options, size_t bytes);
+
+/**
+ * zlib compression level, 0 (store only) to 9 (smallest, slowest);
+ * default 6. Compression runs in `ws_send*` on the caller's thread: at
+ * level 6 expect roughly 20-60 MB/s of text per core, at level 1 two to
+ * three times that. Other values are `WS_ERR_INVALID_ARGUMENT`.
+ * `WS_ERR_UNSUPPORTED` in a build without deflate.
+ */
+int ws_options_set_deflate_level(struct ws_options *options, int level);
 
 /**
  * Opens a WebSocket to `url` (`ws://` or `wss://`) with default options.
@@ -689,6 +792,14 @@ size_t ws_buffered_amount(ws_handle socket);
  * (buf may be NULL) to size the buffer. 0 for a bad handle. Any thread.
  */
 size_t ws_protocol(ws_handle socket, char *buf, size_t cap);
+
+/**
+ * Copies the extensions the server agreed to (its
+ * `Sec-WebSocket-Extensions` answer, e.g. "permessage-deflate;
+ * client_max_window_bits=15") into `buf`, as `ws_protocol` does: "" before
+ * open and when none was agreed. Any thread.
+ */
+size_t ws_extensions(ws_handle socket, char *buf, size_t cap);
 
 /**
  * Copies the URL as parsed (e.g. "ws://example.org/" for

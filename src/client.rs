@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::dispatcher::Dispatcher;
 use crate::event::{EventKind, ListenerId};
+use crate::framing::DataOpcode;
 use crate::io::{self, Command};
 use crate::options::Options;
 use crate::registry;
@@ -11,7 +12,6 @@ use crate::route::Route;
 use crate::socket::{Host, Loop, Socket};
 use crate::status::{Error, ErrorKind, Result};
 use crate::target::Target;
-use crate::wire::DataOpcode;
 
 /// Whether this build speaks `wss://`.
 pub const HAS_TLS: bool = cfg!(feature = "tls");

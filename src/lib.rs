@@ -15,7 +15,8 @@
 //! Imports go one way, from each layer to those above it in this list:
 //!
 //! 1. Leaves: `status`, `options`, `target`, `route` (with `proxy` and
-//!    `tls`), `wire`, `event`, and the helpers `sync`, `panic_guard`,
+//!    `tls`), `framing` (our side of the wire format both ways, and
+//!    extension negotiation), `event`, and the helpers `sync`, `panic_guard`,
 //!    `handle_map`.
 //! 2. Shared socket state: `socket` (the outbox and ready state, the
 //!    listeners and their record, the free gate), which reaches its loop
@@ -33,6 +34,7 @@ mod deliver;
 mod dispatcher;
 mod event;
 pub mod ffi;
+mod framing;
 mod handle_map;
 mod io;
 mod options;
@@ -46,4 +48,3 @@ mod sync;
 pub mod target;
 #[cfg(feature = "tls")]
 mod tls;
-mod wire;

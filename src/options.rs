@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::framing::{ClientWindow, DeflateOffer};
 use crate::status::{Error, ErrorKind, Result};
 
 /// Everything `ws_open_ex` can be told. Cloned into each connection, so the
@@ -23,6 +24,47 @@ pub struct Options {
     /// The handle of the dispatcher that runs the socket's callbacks;
     /// `None`: the IO thread runs them.
     pub dispatcher: Option<u64>,
+    pub deflate: DeflateOptions,
+}
+
+/// permessage-deflate (RFC 7692): whether to offer it and how to use it.
+#[derive(Debug, Clone)]
+pub struct DeflateOptions {
+    pub offer: bool,
+    pub params: DeflateOffer,
+    /// Messages shorter than this go uncompressed when our side has no
+    /// context takeover.
+    pub threshold: usize,
+    /// zlib level, 0..=9.
+    pub level: u32,
+}
+
+pub const DEFAULT_DEFLATE_THRESHOLD: usize = 1024;
+pub const DEFAULT_DEFLATE_LEVEL: u32 = 6;
+
+impl Default for DeflateOptions {
+    fn default() -> Self {
+        DeflateOptions {
+            offer: false,
+            params: DeflateOffer::default(),
+            threshold: DEFAULT_DEFLATE_THRESHOLD,
+            level: DEFAULT_DEFLATE_LEVEL,
+        }
+    }
+}
+
+/// Whether this build can compress (the `deflate` feature).
+pub const HAS_DEFLATE: bool = cfg!(feature = "deflate");
+
+fn needs_deflate() -> Result<()> {
+    if HAS_DEFLATE {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "this build of wsembed has no permessage-deflate (ws_has_deflate() is false)",
+        ))
+    }
 }
 
 /// Trust and identity settings for `wss://`.
@@ -63,6 +105,7 @@ impl Default for Options {
             tls: TlsOptions::default(),
             proxy: None,
             dispatcher: None,
+            deflate: DeflateOptions::default(),
         }
     }
 }
@@ -187,6 +230,75 @@ impl Options {
         Ok(())
     }
 
+    pub fn set_deflate(&mut self, offer: bool) -> Result<()> {
+        needs_deflate()?;
+        self.deflate.offer = offer;
+        Ok(())
+    }
+
+    /// `client_bits` 0 offers `client_max_window_bits` without a value,
+    /// 9..=15 caps our window; `server_bits` 0 asks nothing, 8..=15 asks
+    /// the server to use at most that window.
+    pub fn set_deflate_params(
+        &mut self,
+        client_bits: u8,
+        server_bits: u8,
+        client_no_context_takeover: bool,
+        server_no_context_takeover: bool,
+    ) -> Result<()> {
+        needs_deflate()?;
+        let client_window = match client_bits {
+            0 => ClientWindow::Offered,
+            9..=15 => ClientWindow::Capped(client_bits),
+            8 => return Err(invalid(
+                "client_max_window_bits 8 cannot be honoured by raw deflate; use 9 to 15 (or 0)",
+            )),
+            _ => {
+                return Err(invalid(format!(
+                    "client_max_window_bits {client_bits} is not 0 or 9 to 15"
+                )))
+            }
+        };
+        let server_max_window_bits = match server_bits {
+            0 => None,
+            8..=15 => Some(server_bits),
+            _ => {
+                return Err(invalid(format!(
+                    "server_max_window_bits {server_bits} is not 0 or 8 to 15"
+                )))
+            }
+        };
+        self.deflate.params = DeflateOffer {
+            client_window,
+            server_max_window_bits,
+            client_no_context_takeover,
+            server_no_context_takeover,
+        };
+        Ok(())
+    }
+
+    pub fn set_deflate_threshold(&mut self, bytes: usize) -> Result<()> {
+        needs_deflate()?;
+        self.deflate.threshold = bytes;
+        Ok(())
+    }
+
+    pub fn set_deflate_level(&mut self, level: i32) -> Result<()> {
+        needs_deflate()?;
+        match u32::try_from(level) {
+            Ok(level @ 0..=9) => {
+                self.deflate.level = level;
+                Ok(())
+            }
+            _ => Err(invalid(format!("deflate level {level} is not 0 to 9"))),
+        }
+    }
+
+    /// The permessage-deflate offer to send, if any.
+    pub fn deflate_offer(&self) -> Option<&DeflateOffer> {
+        (HAS_DEFLATE && self.deflate.offer).then_some(&self.deflate.params)
+    }
+
     /// How long to wait for a pong once a ping is sent.
     pub fn effective_pong_timeout(&self) -> Option<Duration> {
         self.ping_interval.map(|i| self.pong_timeout.unwrap_or(i))
@@ -229,5 +341,39 @@ mod tests {
         assert_eq!(o.effective_pong_timeout(), Some(Duration::from_secs(1)));
         o.set_pong_timeout_ms(200).unwrap();
         assert_eq!(o.effective_pong_timeout(), Some(Duration::from_millis(200)));
+    }
+
+    #[cfg(feature = "deflate")]
+    #[test]
+    fn deflate_settings_are_checked() {
+        let mut o = Options::default();
+        assert_eq!(o.deflate_offer(), None, "off by default");
+        o.set_deflate(true).unwrap();
+        assert_eq!(o.deflate_offer(), Some(&DeflateOffer::default()));
+        assert!(o.set_deflate_params(8, 0, false, false).is_err());
+        assert!(o.set_deflate_params(16, 0, false, false).is_err());
+        assert!(o.set_deflate_params(0, 7, false, false).is_err());
+        o.set_deflate_params(10, 8, true, false).unwrap();
+        assert_eq!(o.deflate.params.client_window, ClientWindow::Capped(10));
+        assert_eq!(o.deflate.params.server_max_window_bits, Some(8));
+        assert!(o.set_deflate_level(-1).is_err());
+        assert!(o.set_deflate_level(10).is_err());
+        o.set_deflate_level(0).unwrap();
+        o.set_deflate_threshold(0).unwrap();
+    }
+
+    #[cfg(not(feature = "deflate"))]
+    #[test]
+    fn without_deflate_its_settings_are_unsupported() {
+        let mut o = Options::default();
+        assert_eq!(
+            o.set_deflate(true).unwrap_err().kind,
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            o.set_deflate_level(6).unwrap_err().kind,
+            ErrorKind::Unsupported
+        );
+        assert_eq!(o.deflate_offer(), None);
     }
 }

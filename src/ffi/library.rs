@@ -19,6 +19,14 @@ pub extern "C" fn ws_has_tls() -> bool {
     client::HAS_TLS
 }
 
+/// True when this build supports permessage-deflate; false means the
+/// `ws_options_set_deflate*` functions give `WS_ERR_UNSUPPORTED`. Any
+/// thread.
+#[no_mangle]
+pub extern "C" fn ws_has_deflate() -> bool {
+    crate::options::HAS_DEFLATE
+}
+
 /// Closes every socket (code 1001; each still gets its `close` event),
 /// waits for their closing handshakes (at most their close timeouts) and
 /// joins the IO thread, for a clean exit. Handles stay valid until

@@ -261,3 +261,86 @@ pub extern "C" fn ws_options_set_dispatcher(
         Ok(())
     })
 }
+
+/// Offers permessage-deflate (RFC 7692) compression when `offer` is true
+/// (default false). It is a request: if the server declines, the socket
+/// works uncompressed, and `ws_extensions` says what was agreed. When it is
+/// agreed:
+/// - messages are compressed on the thread that calls `ws_send*` (not on
+///   the IO thread, not under a lock the IO thread takes), and inflated on
+///   the IO thread as they arrive;
+/// - `ws_buffered_amount`, the send-queue limit and the max message size
+///   all count uncompressed bytes; an incoming message that inflates past
+///   the max message size fails the connection (close 1009, `error` event
+///   `WS_ERR_PROTOCOL`) without ever being held whole;
+/// - memory: a compression context (about 256 KiB with a 15-bit window)
+///   and an inflater (about 40 KiB) per socket, allocated with the first
+///   compressed message; with `client_no_context_takeover` the compressor
+///   is shared per sending thread instead, and with
+///   `server_no_context_takeover` the inflater is freed after each message.
+///
+/// A server that names an extension that was not offered, or answers the
+/// offer with parameters it may not use, fails the handshake
+/// (`WS_ERR_HANDSHAKE`, message naming the problem), offering or not.
+/// `WS_ERR_UNSUPPORTED` in a build without deflate (`ws_has_deflate()`).
+#[no_mangle]
+pub extern "C" fn ws_options_set_deflate(options: *mut ws_options, offer: bool) -> c_int {
+    with_options(options, |o| o.set_deflate(offer))
+}
+
+/// The parameters of the deflate offer (used when `ws_options_set_deflate`
+/// is on):
+/// - `client_max_window_bits`: 0 (default) offers the parameter without a
+///   value, letting the server choose our window; 9..15 caps it (less
+///   memory, less compression). 8 is `WS_ERR_INVALID_ARGUMENT`: raw
+///   deflate cannot produce it. If the server limits us to 8 bits, messages
+///   are sent uncompressed, which the extension allows.
+/// - `server_max_window_bits`: 0 (default) asks nothing; 8..15 asks the
+///   server to compress with at most that window (saves its memory).
+/// - `client_no_context_takeover`: we start every message with an empty
+///   window (worse ratio, no compression state kept per socket).
+/// - `server_no_context_takeover`: ask the server to do the same (lets us
+///   drop the inflater between messages).
+///
+/// Other values are `WS_ERR_INVALID_ARGUMENT`. `WS_ERR_UNSUPPORTED` in a
+/// build without deflate.
+#[no_mangle]
+pub extern "C" fn ws_options_set_deflate_params(
+    options: *mut ws_options,
+    client_max_window_bits: u8,
+    server_max_window_bits: u8,
+    client_no_context_takeover: bool,
+    server_no_context_takeover: bool,
+) -> c_int {
+    with_options(options, |o| {
+        o.set_deflate_params(
+            client_max_window_bits,
+            server_max_window_bits,
+            client_no_context_takeover,
+            server_no_context_takeover,
+        )
+    })
+}
+
+/// Messages shorter than `bytes` (default 1024) are sent uncompressed when
+/// our side has no context takeover (compressing them alone costs more
+/// than it saves); with context takeover every message is compressed, as
+/// even small ones shrink against the shared window.
+/// `WS_ERR_UNSUPPORTED` in a build without deflate.
+#[no_mangle]
+pub extern "C" fn ws_options_set_deflate_threshold(
+    options: *mut ws_options,
+    bytes: usize,
+) -> c_int {
+    with_options(options, |o| o.set_deflate_threshold(bytes))
+}
+
+/// zlib compression level, 0 (store only) to 9 (smallest, slowest);
+/// default 6. Compression runs in `ws_send*` on the caller's thread: at
+/// level 6 expect roughly 20-60 MB/s of text per core, at level 1 two to
+/// three times that. Other values are `WS_ERR_INVALID_ARGUMENT`.
+/// `WS_ERR_UNSUPPORTED` in a build without deflate.
+#[no_mangle]
+pub extern "C" fn ws_options_set_deflate_level(options: *mut ws_options, level: c_int) -> c_int {
+    with_options(options, |o| o.set_deflate_level(level))
+}

@@ -338,6 +338,15 @@ pub extern "C" fn ws_protocol(socket: ws_handle, buf: *mut c_char, cap: usize) -
     boundary(|| copy_string(socket, buf, cap, |s| s.protocol().to_owned()))
 }
 
+/// Copies the extensions the server agreed to (its
+/// `Sec-WebSocket-Extensions` answer, e.g. "permessage-deflate;
+/// client_max_window_bits=15") into `buf`, as `ws_protocol` does: "" before
+/// open and when none was agreed. Any thread.
+#[no_mangle]
+pub extern "C" fn ws_extensions(socket: ws_handle, buf: *mut c_char, cap: usize) -> usize {
+    boundary(|| copy_string(socket, buf, cap, |s| s.extensions().to_owned()))
+}
+
 /// Copies the URL as parsed (e.g. "ws://example.org/" for
 /// "ws://EXAMPLE.org") into `buf`, as `ws_protocol` does. Any thread.
 #[no_mangle]

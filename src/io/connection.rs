@@ -265,7 +265,7 @@ impl Connection {
     /// handshake; both advance with readiness from here on. `first_bytes`
     /// were read from the connection already and come before the socket's.
     fn start_handshake(&mut self, ctx: &mut Ctx<'_>, tcp: TcpStream, first_bytes: Vec<u8>) {
-        let stream = match Stream::new(tcp, &self.socket.route, first_bytes) {
+        let stream = match Stream::new(tcp, &self.socket.route, first_bytes, &self.socket.options) {
             Ok(stream) => stream,
             Err(e) => {
                 let failure = Failure::new(AsyncErrorKind::Tls, format!("TLS setup failed: {e}"));
@@ -301,7 +301,15 @@ impl Connection {
         }
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, ws: WebSocket<Stream>, response: &Response) {
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, mut ws: WebSocket<Stream>, response: &Response) {
+        let agreed = match handshake::agreed(response, &self.socket.options) {
+            Ok(agreed) => agreed,
+            Err(failure) => {
+                let _ = ctx.registry.deregister(ws.get_mut().tcp_mut());
+                return self.fail(ctx, failure);
+            }
+        };
+        ws.get_mut().agree(agreed.deflate.as_ref());
         self.phase = Phase::Open {
             ws,
             closing: Closing::No,
@@ -310,9 +318,10 @@ impl Connection {
         if self.detached {
             return self.begin_close(ctx, Some((CloseCode::Away.into(), String::new())));
         }
+        let protocol = handshake::accepted_protocol(response);
         if !self
             .socket
-            .mark_open(handshake::accepted_protocol(response))
+            .mark_open(protocol, agreed.extensions, agreed.deflate)
         {
             // Closed while connecting: the close request aborts it.
             return;

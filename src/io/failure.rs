@@ -6,6 +6,7 @@ use std::io;
 use tungstenite::error::ProtocolError;
 use tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::framing::FramingError;
 use crate::status::AsyncErrorKind;
 
 /// A failure to report: the error event's kind and text, and the close
@@ -34,10 +35,12 @@ pub(super) fn would_block(e: &tungstenite::Error) -> bool {
 /// Errors the peer caused while we were closing that still deserve their
 /// own error event: a message over the limit, invalid UTF-8.
 pub(super) fn is_size_or_utf8(e: &tungstenite::Error) -> bool {
-    matches!(
-        e,
-        tungstenite::Error::Capacity(_) | tungstenite::Error::Utf8(_)
-    )
+    match e {
+        tungstenite::Error::Capacity(_) | tungstenite::Error::Utf8(_) => true,
+        // A compressed message the extension layer refused.
+        tungstenite::Error::Io(io) => io.get_ref().is_some_and(|e| e.is::<FramingError>()),
+        _ => false,
+    }
 }
 
 /// Names what went wrong in the opening handshake, as precisely as
@@ -103,6 +106,13 @@ pub(super) fn open_failure(e: tungstenite::Error) -> Failure {
             Some(CloseCode::Protocol),
         ),
         E::Io(io) => {
+            if let Some(refused) = io.get_ref().and_then(|e| e.downcast_ref::<FramingError>()) {
+                return Failure {
+                    kind: AsyncErrorKind::Protocol,
+                    message: refused.message.clone(),
+                    close_code: Some(CloseCode::from(refused.close_code)),
+                };
+            }
             #[cfg(feature = "tls")]
             if let Some(message) = crate::tls::describe_failure(&io, "") {
                 return Failure::new(AsyncErrorKind::Tls, message);

@@ -7,6 +7,7 @@ use tungstenite::http::{HeaderName, HeaderValue};
 use tungstenite::protocol::WebSocketConfig;
 
 use super::failure::Failure;
+use crate::framing::{agree, Agreement};
 use crate::options::Options;
 use crate::status::AsyncErrorKind;
 use crate::target::Target;
@@ -28,6 +29,11 @@ pub(super) fn request(target: &Target, options: &Options) -> Result<Request, Fai
         let value = HeaderValue::from_str(&options.protocols.join(", "))
             .map_err(|e| bad(format!("bad subprotocol list: {e}")))?;
         headers.insert("Sec-WebSocket-Protocol", value);
+    }
+    if let Some(offer) = options.deflate_offer() {
+        let value = HeaderValue::from_str(&offer.header())
+            .map_err(|e| bad(format!("bad extension offer: {e}")))?;
+        headers.insert("Sec-WebSocket-Extensions", value);
     }
     for (name, value) in &options.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
@@ -60,6 +66,38 @@ pub(super) fn accepted_protocol(response: &Response) -> Option<String> {
         .get("Sec-WebSocket-Protocol")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// The extensions the answer put in use.
+pub(super) struct Agreed {
+    /// `Sec-WebSocket-Extensions` as the server sent it ("" if absent).
+    pub extensions: String,
+    pub deflate: Option<Agreement>,
+}
+
+/// Reads the answer's extensions strictly against what we offered (see
+/// `framing::negotiate`): anything else fails the handshake.
+pub(super) fn agreed(response: &Response, options: &Options) -> Result<Agreed, Failure> {
+    let bad = |what: String| Failure::new(AsyncErrorKind::Handshake, what);
+    let values = response
+        .headers()
+        .get_all("Sec-WebSocket-Extensions")
+        .iter()
+        .map(|v| v.to_str())
+        .collect::<Result<Vec<&str>, _>>()
+        .map_err(|_| bad("the server's Sec-WebSocket-Extensions is not ASCII".into()))?;
+    let deflate = agree(options.deflate_offer(), &values)
+        .map_err(|e| bad(format!("the server's extensions are not acceptable: {e}")))?;
+    let extensions = values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(Agreed {
+        extensions,
+        deflate,
+    })
 }
 
 #[cfg(test)]
@@ -95,6 +133,51 @@ mod tests {
         let failure = request(&target, &options).unwrap_err();
         assert_eq!(failure.kind, AsyncErrorKind::Handshake);
         assert!(failure.message.contains("X-Bad") || failure.message.contains("x-bad"));
+    }
+
+    #[test]
+    fn an_extension_that_was_not_offered_fails_the_handshake() {
+        let mut response = Response::new(None);
+        response.headers_mut().insert(
+            "Sec-WebSocket-Extensions",
+            HeaderValue::from_static("permessage-deflate"),
+        );
+        let failure = agreed(&response, &Options::default()).err().unwrap();
+        assert_eq!(failure.kind, AsyncErrorKind::Handshake);
+        assert!(
+            failure.message.contains("not offered"),
+            "{}",
+            failure.message
+        );
+        let none = agreed(&Response::new(None), &Options::default())
+            .ok()
+            .unwrap();
+        assert_eq!(none.extensions, "");
+        assert_eq!(none.deflate, None);
+    }
+
+    #[cfg(feature = "deflate")]
+    #[test]
+    fn an_offer_goes_out_and_its_answer_is_read() {
+        let target = Target::parse("ws://127.0.0.1:9/").unwrap();
+        let mut options = Options::default();
+        options.set_deflate(true).unwrap();
+        let request = request(&target, &options).unwrap();
+        assert_eq!(
+            request.headers()["Sec-WebSocket-Extensions"],
+            "permessage-deflate; client_max_window_bits"
+        );
+        let mut response = Response::new(None);
+        response.headers_mut().insert(
+            "Sec-WebSocket-Extensions",
+            HeaderValue::from_static(" permessage-deflate; client_max_window_bits=12 "),
+        );
+        let answer = agreed(&response, &options).ok().unwrap();
+        assert_eq!(
+            answer.extensions,
+            "permessage-deflate; client_max_window_bits=12"
+        );
+        assert_eq!(answer.deflate.unwrap().client_max_window_bits, 12);
     }
 
     #[test]

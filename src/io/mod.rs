@@ -9,7 +9,6 @@ mod closing;
 mod connection;
 mod deadlines;
 mod failure;
-mod frame_tally;
 mod handshake;
 mod out_queue;
 mod reactor;

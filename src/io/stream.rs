@@ -10,8 +10,11 @@ use std::os::fd::AsRawFd;
 
 use mio::net::TcpStream;
 
-use super::frame_tally::FrameTally;
 use super::out_queue::OutQueue;
+#[cfg(feature = "deflate")]
+use crate::framing::Inflate;
+use crate::framing::{Agreement, FrameTally};
+use crate::options::Options;
 use crate::route::Route;
 
 /// A TCP stream that skips the read that could only say "would block".
@@ -153,20 +156,44 @@ pub struct Stream {
     /// The tally's message count disagreed with tungstenite's once: a bug
     /// that must cost speed, never a message. It is no longer trusted.
     tally_doubted: bool,
+    /// permessage-deflate's read side, for a connection that offers it
+    /// (the others read straight from the transport).
+    #[cfg(feature = "deflate")]
+    inflate: Option<Box<Inflate>>,
 }
 
 impl Stream {
     /// Wraps a connected TCP stream as the route says; `early` are bytes of
     /// the connection already read (past a proxy's answer). The TLS
     /// handshake itself runs lazily inside the first reads and writes.
-    pub fn new(tcp: TcpStream, route: &Route, early: Vec<u8>) -> io::Result<Stream> {
+    pub fn new(
+        tcp: TcpStream,
+        route: &Route,
+        early: Vec<u8>,
+        options: &Options,
+    ) -> io::Result<Stream> {
         let transport = Stream::transport_for(Tcp::new(tcp, early), route)?;
+        let _ = options;
         Ok(Stream {
             transport,
             out: OutQueue::default(),
             tally: FrameTally::default(),
             tally_doubted: false,
+            #[cfg(feature = "deflate")]
+            inflate: options
+                .deflate_offer()
+                .map(|_| Box::new(Inflate::new(options.max_message_size))),
         })
+    }
+
+    /// The handshake is over: what it agreed decides how the bytes after
+    /// the answer head are read.
+    pub fn agree(&mut self, deflate: Option<&Agreement>) {
+        #[cfg(feature = "deflate")]
+        if let Some(inflate) = &mut self.inflate {
+            inflate.agree(deflate);
+        }
+        let _ = deflate;
     }
 
     fn transport_for(tcp: Tcp, route: &Route) -> io::Result<Transport> {
@@ -242,6 +269,10 @@ impl Stream {
         if self.tally_doubted {
             return false;
         }
+        #[cfg(feature = "deflate")]
+        if self.inflate.as_ref().is_some_and(|i| i.has_buffered()) {
+            return false;
+        }
         if self.tally.complete() < taken {
             // Cannot happen if the tally is right; if it does, stop using it.
             self.tally_doubted = true;
@@ -268,6 +299,12 @@ impl Stream {
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "deflate")]
+        let n = match &mut self.inflate {
+            Some(inflate) => inflate.read(&mut self.transport, buf)?,
+            None => self.transport.read(buf)?,
+        };
+        #[cfg(not(feature = "deflate"))]
         let n = self.transport.read(buf)?;
         self.tally.feed(&buf[..n]);
         Ok(n)

@@ -14,11 +14,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::event::{message_len, EventKind, Listener, ListenerId, Queued};
+use crate::framing::{new_mask, Agreement, DataOpcode};
+#[cfg(feature = "deflate")]
+use crate::framing::{Compressor, RSV1};
 use crate::options::Options;
 use crate::route::Route;
 use crate::status::{Error, ErrorKind, Result};
 use crate::target::Target;
-use crate::wire::{new_mask, DataOpcode};
 
 use free_gate::FreeGate;
 pub(crate) use listeners::{BindingList, Bound, Listeners, PendingReplay, Replay};
@@ -70,6 +72,11 @@ pub(crate) struct Socket {
     reading_paused: AtomicBool,
     outbox: Outbox,
     protocol: OnceLock<String>,
+    /// The server's `Sec-WebSocket-Extensions`, once open.
+    extensions: OnceLock<String>,
+    /// Set at open when permessage-deflate was agreed.
+    #[cfg(feature = "deflate")]
+    compressor: OnceLock<Compressor>,
     listeners: Listeners,
     gate: FreeGate,
 }
@@ -94,6 +101,9 @@ impl Socket {
             reading_paused: AtomicBool::new(false),
             outbox: Outbox::default(),
             protocol: OnceLock::new(),
+            extensions: OnceLock::new(),
+            #[cfg(feature = "deflate")]
+            compressor: OnceLock::new(),
             listeners: Listeners::default(),
             gate: FreeGate::default(),
         }
@@ -111,6 +121,10 @@ impl Socket {
         self.protocol.get().map_or("", String::as_str)
     }
 
+    pub fn extensions(&self) -> &str {
+        self.extensions.get().map_or("", String::as_str)
+    }
+
     pub fn url(&self) -> &str {
         self.target.url.as_str()
     }
@@ -122,7 +136,8 @@ impl Socket {
     // ----- what callers do ---------------------------------------------
 
     /// Queues a text or binary message: checks the state and limits, then
-    /// copies `payload` once, as a masked frame, into the outbox.
+    /// copies `payload` once, as a masked frame, into the outbox
+    /// (compressed first when permessage-deflate was agreed).
     pub fn send(self: &Arc<Self>, opcode: DataOpcode, payload: &[u8]) -> Result<()> {
         let len = payload.len();
         let max = self.options.max_message_size;
@@ -133,10 +148,42 @@ impl Socket {
             ));
         }
         let mask = new_mask();
-        if self
-            .outbox
-            .push(opcode, payload, mask, self.options.max_send_queue)?
-        {
+        let limit = self.options.max_send_queue;
+        #[cfg(feature = "deflate")]
+        if let Some(compressor) = self.compressor.get() {
+            return self.send_compressed(compressor, opcode, payload, mask);
+        }
+        if self.outbox.push(opcode, 0, payload, len, mask, limit)? {
+            self.serving.post(self, Request::Flush);
+        }
+        Ok(())
+    }
+
+    /// `send` with deflate agreed. The checks come before compressing, so
+    /// a refused message never enters the compression context (the peer's
+    /// copy of it would go out of step); holding the send order keeps them
+    /// true until the push, as only this socket's sends add to its queue.
+    #[cfg(feature = "deflate")]
+    fn send_compressed(
+        self: &Arc<Self>,
+        compressor: &Compressor,
+        opcode: DataOpcode,
+        payload: &[u8],
+        mask: [u8; 4],
+    ) -> Result<()> {
+        let limit = self.options.max_send_queue;
+        let mut sending = compressor.begin();
+        self.outbox.check_room(payload.len(), limit)?;
+        let ask = sending.with_message(payload, |compressed| match compressed {
+            Some(wire) => self
+                .outbox
+                .push(opcode, RSV1, wire, payload.len(), mask, limit),
+            None => self
+                .outbox
+                .push(opcode, 0, payload, payload.len(), mask, limit),
+        })?;
+        drop(sending);
+        if ask {
             self.serving.post(self, Request::Flush);
         }
         Ok(())
@@ -200,12 +247,27 @@ impl Socket {
         &self.listeners
     }
 
-    /// CONNECTING → OPEN with the server's chosen subprotocol. False when
-    /// a close got there first.
-    pub(crate) fn mark_open(&self, protocol: Option<String>) -> bool {
+    /// CONNECTING → OPEN with the server's chosen subprotocol and
+    /// extensions. False when a close got there first.
+    pub(crate) fn mark_open(
+        &self,
+        protocol: Option<String>,
+        extensions: String,
+        deflate: Option<Agreement>,
+    ) -> bool {
         if let Some(p) = protocol {
             let _ = self.protocol.set(p);
         }
+        let _ = self.extensions.set(extensions);
+        // Set before OPEN is published: a send that sees OPEN sees it.
+        #[cfg(feature = "deflate")]
+        if let Some(agreement) = deflate {
+            let d = &self.options.deflate;
+            let _ = self
+                .compressor
+                .set(Compressor::new(&agreement, d.level, d.threshold));
+        }
+        let _ = deflate;
         self.outbox.mark_open()
     }
 
@@ -336,7 +398,7 @@ mod tests {
     #[test]
     fn sends_ask_for_one_flush_until_the_loop_takes() {
         let (socket, lp) = socket_with(Options::default());
-        assert!(socket.mark_open(Some("chat".into())));
+        assert!(socket.mark_open(Some("chat".into()), String::new(), None));
         assert_eq!(socket.protocol(), "chat");
         socket.send(DataOpcode::Text, b"a").unwrap();
         socket.send(DataOpcode::Text, b"b").unwrap();
@@ -353,7 +415,7 @@ mod tests {
             ..Options::default()
         };
         let (socket, lp) = socket_with(options);
-        socket.mark_open(None);
+        socket.mark_open(None, String::new(), None);
         let err = socket.send(DataOpcode::Binary, &[0; 5]).unwrap_err();
         assert_eq!(err.kind, ErrorKind::TooLarge);
         assert!(lp.take().is_empty());

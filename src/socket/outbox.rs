@@ -8,9 +8,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::framing::{append_frame, DataOpcode};
 use crate::status::{Error, ErrorKind, Result};
 use crate::sync::lock;
-use crate::wire::{append_frame, DataOpcode};
 
 /// `readyState` values, as in the browser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,18 +94,9 @@ impl Outbox {
 
     // ----- caller side -------------------------------------------------
 
-    /// Appends a message as one masked frame if the socket is OPEN and the
-    /// queue has room under `limit` bytes. Ok(true) when the loop must be
-    /// asked to take the frames (it was not asked since it last took).
-    pub fn push(
-        &self,
-        opcode: DataOpcode,
-        payload: &[u8],
-        mask: [u8; 4],
-        limit: usize,
-    ) -> Result<bool> {
-        let len = payload.len();
-        let mut queue = lock(&self.queue);
+    /// Checks that a message of `len` bytes may be queued now: the socket
+    /// is OPEN and the queue has room under `limit`.
+    pub fn check_room(&self, len: usize, limit: usize) -> Result<()> {
         let state = self.ready_state();
         if state != ReadyState::Open {
             return Err(Error::new(
@@ -128,7 +119,27 @@ impl Outbox {
                 ),
             ));
         }
-        append_frame(&mut queue.frames, opcode, payload, mask);
+        Ok(())
+    }
+
+    /// Appends a message as one masked frame if the socket is OPEN and the
+    /// queue has room under `limit` bytes. `wire` is the payload as sent
+    /// (compressed when `flags` has RSV1); `len`, the message's own size,
+    /// is what counts against the limit and in `bufferedAmount`. Ok(true)
+    /// when the loop must be asked to take the frames (it was not asked
+    /// since it last took).
+    pub fn push(
+        &self,
+        opcode: DataOpcode,
+        flags: u8,
+        wire: &[u8],
+        len: usize,
+        mask: [u8; 4],
+        limit: usize,
+    ) -> Result<bool> {
+        let mut queue = lock(&self.queue);
+        self.check_room(len, limit)?;
+        append_frame(&mut queue.frames, opcode, flags, wire, mask);
         queue.payload += len;
         self.queued.store(true, Ordering::Release);
         self.buffered.fetch_add(len, Ordering::AcqRel);
@@ -236,20 +247,28 @@ mod tests {
     #[test]
     fn sends_only_while_open() {
         let outbox = Outbox::default();
-        let err = outbox.push(DataOpcode::Text, b"x", MASK, 100).unwrap_err();
+        let err = outbox
+            .push(DataOpcode::Text, 0, b"x", 1, MASK, 100)
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidState);
         assert!(outbox.mark_open());
-        assert!(outbox.push(DataOpcode::Text, b"x", MASK, 100).is_ok());
+        assert!(outbox.push(DataOpcode::Text, 0, b"x", 1, MASK, 100).is_ok());
         outbox.mark_closing();
-        let err = outbox.push(DataOpcode::Text, b"x", MASK, 100).unwrap_err();
+        let err = outbox
+            .push(DataOpcode::Text, 0, b"x", 1, MASK, 100)
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidState);
     }
 
     #[test]
     fn asks_the_loop_once_until_it_takes() {
         let outbox = open();
-        assert!(outbox.push(DataOpcode::Binary, b"ab", MASK, 100).unwrap());
-        assert!(!outbox.push(DataOpcode::Binary, b"cd", MASK, 100).unwrap());
+        assert!(outbox
+            .push(DataOpcode::Binary, 0, b"ab", 2, MASK, 100)
+            .unwrap());
+        assert!(!outbox
+            .push(DataOpcode::Binary, 0, b"cd", 2, MASK, 100)
+            .unwrap());
         assert_eq!(outbox.buffered(), 4);
         let mut frames = Vec::new();
         assert_eq!(outbox.take(&mut frames), 4);
@@ -258,19 +277,23 @@ mod tests {
         assert_eq!(outbox.buffered(), 4, "taken is not yet written");
         outbox.written(4);
         assert_eq!(outbox.buffered(), 0);
-        assert!(outbox.push(DataOpcode::Binary, b"ef", MASK, 100).unwrap());
+        assert!(outbox
+            .push(DataOpcode::Binary, 0, b"ef", 2, MASK, 100)
+            .unwrap());
     }
 
     #[test]
     fn limits_leave_the_queue_unchanged() {
         let outbox = open();
         let err = outbox
-            .push(DataOpcode::Binary, &[0; 11], MASK, 10)
+            .push(DataOpcode::Binary, 0, &[0; 11], 11, MASK, 10)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::TooLarge);
-        outbox.push(DataOpcode::Binary, &[0; 6], MASK, 10).unwrap();
+        outbox
+            .push(DataOpcode::Binary, 0, &[0; 6], 6, MASK, 10)
+            .unwrap();
         let err = outbox
-            .push(DataOpcode::Binary, &[0; 5], MASK, 10)
+            .push(DataOpcode::Binary, 0, &[0; 5], 5, MASK, 10)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::QueueFull);
         assert_eq!(outbox.buffered(), 6);
@@ -296,7 +319,9 @@ mod tests {
     #[test]
     fn closed_drops_the_queue_once() {
         let outbox = open();
-        outbox.push(DataOpcode::Text, b"lost", MASK, 100).unwrap();
+        outbox
+            .push(DataOpcode::Text, 0, b"lost", 4, MASK, 100)
+            .unwrap();
         assert!(outbox.mark_closed());
         assert!(!outbox.mark_closed());
         assert_eq!(outbox.buffered(), 0);

@@ -1,5 +1,6 @@
 //! Client data frames as they go on the wire (RFC 6455 5.2), written by
-//! the sending thread straight into the socket's outbound bytes.
+//! the sending thread straight into the socket's outbound bytes, compressed
+//! or not.
 //!
 //! Why not tungstenite's writer: it takes an owned message (one copy of the
 //! caller's bytes), copies it again into its frame buffer and then masks
@@ -14,13 +15,24 @@ pub enum DataOpcode {
     Binary = 0x2,
 }
 
-/// The longest header: 2 bytes, 8 of extended length, 4 of mask.
-const MAX_HEADER: usize = 14;
+use super::scan::MAX_HEADER;
 
-/// Appends one final, masked frame carrying `payload` to `out`.
-pub fn append_frame(out: &mut Vec<u8>, opcode: DataOpcode, payload: &[u8], mask: [u8; 4]) {
+/// RSV1 on a message's first frame: its payload is compressed
+/// (permessage-deflate, RFC 7692 6).
+#[cfg(feature = "deflate")]
+pub const RSV1: u8 = 0x40;
+
+/// Appends one final, masked frame carrying `payload` to `out`; `flags` is
+/// 0, or `RSV1` for a compressed payload.
+pub fn append_frame(
+    out: &mut Vec<u8>,
+    opcode: DataOpcode,
+    flags: u8,
+    payload: &[u8],
+    mask: [u8; 4],
+) {
     out.reserve(MAX_HEADER + payload.len());
-    out.push(0x80 | opcode as u8);
+    out.push(0x80 | flags | opcode as u8);
     let len = payload.len();
     if len < 126 {
         out.push(0x80 | len as u8);
@@ -136,10 +148,10 @@ mod tests {
             let payload: Vec<u8> = (0..len).map(|j| b'a' + ((i + j) % 26) as u8).collect();
             let mask = [(i as u8).wrapping_mul(37), 0x5A, 0xFF, i as u8];
             if i % 2 == 0 {
-                append_frame(&mut wire, DataOpcode::Text, &payload, mask);
+                append_frame(&mut wire, DataOpcode::Text, 0, &payload, mask);
                 sent.push(Message::text(String::from_utf8(payload).unwrap()));
             } else {
-                append_frame(&mut wire, DataOpcode::Binary, &payload, mask);
+                append_frame(&mut wire, DataOpcode::Binary, 0, &payload, mask);
                 sent.push(Message::binary(payload));
             }
         }

@@ -22,22 +22,7 @@
 //! wire: tungstenite reports a code that may not be sent as 1002, which a
 //! peer may also send itself, so only the wire can tell them apart.
 
-/// The header of a frame: 2 bytes, 2 or 8 more of length, 4 of mask.
-const MAX_HEADER: usize = 14;
-const HEAD_END: &[u8] = b"\r\n\r\n";
-
-#[derive(Debug)]
-enum Position {
-    /// Inside the HTTP answer head; the count of `HEAD_END` bytes matched.
-    Head(usize),
-    /// Gathering a frame header.
-    Header {
-        bytes: [u8; MAX_HEADER],
-        have: usize,
-    },
-    /// Inside a payload.
-    Payload { left: u64, ends_message: bool },
-}
+use super::scan::{Piece, Scanner, OPCODE_CLOSE};
 
 /// The code of the peer's first close frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +39,9 @@ enum CloseCode {
 
 #[derive(Debug)]
 pub struct FrameTally {
-    position: Position,
+    scanner: Scanner,
+    /// The frame being read makes tungstenite return a message.
+    ends_message: bool,
     /// Complete messages delivered so far.
     complete: u64,
     close_code: CloseCode,
@@ -63,36 +50,12 @@ pub struct FrameTally {
 impl Default for FrameTally {
     fn default() -> Self {
         FrameTally {
-            position: Position::Head(0),
+            scanner: Scanner::default(),
+            ends_message: false,
             complete: 0,
             close_code: CloseCode::NotSeen,
         }
     }
-}
-
-const OPCODE_CLOSE: u8 = 0x8;
-
-/// The length of a frame header from its first two bytes.
-fn header_len(first_two: [u8; 2]) -> usize {
-    let extended = match first_two[1] & 0x7F {
-        126 => 2,
-        127 => 8,
-        _ => 0,
-    };
-    let mask = if first_two[1] & 0x80 != 0 { 4 } else { 0 };
-    2 + extended + mask
-}
-
-/// Payload length and whether the frame ends a message, from a whole header.
-fn parse_header(h: &[u8]) -> (u64, bool) {
-    let fin = h[0] & 0x80 != 0;
-    let control = h[0] & 0x08 != 0;
-    let len = match h[1] & 0x7F {
-        126 => u64::from(u16::from_be_bytes([h[2], h[3]])),
-        127 => u64::from_be_bytes([h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]]),
-        n => u64::from(n),
-    };
-    (len, fin || control)
 }
 
 impl FrameTally {
@@ -112,81 +75,43 @@ impl FrameTally {
 
     /// Takes in the next bytes of the stream, in order.
     pub fn feed(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            match &mut self.position {
-                Position::Head(matched) => {
-                    let b = bytes[0];
-                    bytes = &bytes[1..];
-                    *matched = if b == HEAD_END[*matched] {
-                        *matched + 1
-                    } else if b == HEAD_END[0] {
-                        1
-                    } else {
-                        0
-                    };
-                    if *matched == HEAD_END.len() {
-                        self.position = Position::Header {
-                            bytes: [0; MAX_HEADER],
+        loop {
+            let (used, piece) = self.scanner.next(bytes);
+            bytes = &bytes[used..];
+            match piece {
+                None => return,
+                Some(Piece::Head { .. }) => {}
+                Some(Piece::Header(h)) => {
+                    self.ends_message = h.fin() || h.is_control();
+                    if h.opcode() == OPCODE_CLOSE && self.close_code == CloseCode::NotSeen {
+                        self.close_code = CloseCode::Reading {
+                            bytes: [0; 2],
                             have: 0,
                         };
                     }
                 }
-                Position::Header { bytes: h, have } => {
-                    h[*have] = bytes[0];
-                    bytes = &bytes[1..];
-                    *have += 1;
-                    if *have < 2 || *have < header_len([h[0], h[1]]) {
-                        continue;
-                    }
-                    let (left, ends_message) = parse_header(&h[..*have]);
-                    if h[0] & 0x0F == OPCODE_CLOSE && self.close_code == CloseCode::NotSeen {
-                        self.close_code = if left == 0 {
-                            CloseCode::Seen(None)
-                        } else {
-                            CloseCode::Reading {
-                                bytes: [0; 2],
-                                have: 0,
-                            }
-                        };
-                    }
-                    self.position = Position::Payload { left, ends_message };
-                    self.end_frame_if_done();
-                }
-                Position::Payload { left, .. } => {
-                    let take = bytes
-                        .len()
-                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                Some(Piece::Payload {
+                    bytes: payload,
+                    last,
+                }) => {
                     if let CloseCode::Reading { bytes: code, have } = &mut self.close_code {
-                        for &b in bytes[..take].iter().take(2 - *have) {
+                        for &b in payload.iter().take(2 - *have) {
                             code[*have] = b;
                             *have += 1;
                         }
                         if *have == 2 {
                             self.close_code = CloseCode::Seen(Some(u16::from_be_bytes(*code)));
-                        } else if take as u64 == *left {
-                            // A one-byte payload: tungstenite refuses it.
+                        } else if last {
+                            // No code, or a one-byte payload (which
+                            // tungstenite refuses).
                             self.close_code = CloseCode::Seen(None);
                         }
                     }
-                    *left -= take as u64;
-                    bytes = &bytes[take..];
-                    self.end_frame_if_done();
+                    if last {
+                        self.complete += u64::from(self.ends_message);
+                    }
                 }
             }
-        }
-    }
-
-    fn end_frame_if_done(&mut self) {
-        if let Position::Payload {
-            left: 0,
-            ends_message,
-        } = self.position
-        {
-            self.complete += u64::from(ends_message);
-            self.position = Position::Header {
-                bytes: [0; MAX_HEADER],
-                have: 0,
-            };
         }
     }
 }
