@@ -142,29 +142,6 @@
 #define WS_CLOSED 3
 
 /**
- * RSV1 on a message's first frame: its payload is compressed
- * (permessage-deflate, RFC 7692 6).
- */
-#define RSV1 64
-
-/**
- * The longest frame header: 2 bytes, 8 of extended length, 4 of mask.
- */
-#define MAX_HEADER 14
-
-#define OPCODE_CONTINUE 0
-
-#define OPCODE_TEXT 1
-
-#define OPCODE_BINARY 2
-
-#define OPCODE_CLOSE 8
-
-#define DEFAULT_DEFLATE_THRESHOLD 1024
-
-#define DEFAULT_DEFLATE_LEVEL 6
-
-/**
  * Options for `ws_open_ex`. Opaque: create with `ws_options_new`, release
  * with `ws_options_free`. Not thread-safe: use one options object from one
  * thread at a time.
@@ -276,12 +253,6 @@ typedef void (*ws_userdata_free)(void *userdata);
  * last event of a socket.
  */
 #define WS_EVENT_CLOSE 4
-
-/**
- * A sync flush ends with an empty stored block, which the sender strips
- * and the receiver appends back (RFC 7692 7.2.1).
- */
-#define TAIL { 0, 0, 255, 255, }
 
 #ifdef __cplusplus
 extern "C" {

@@ -39,8 +39,8 @@ pub struct DeflateOptions {
     pub level: u32,
 }
 
-pub const DEFAULT_DEFLATE_THRESHOLD: usize = 1024;
-pub const DEFAULT_DEFLATE_LEVEL: u32 = 6;
+pub(crate) const DEFAULT_DEFLATE_THRESHOLD: usize = 1024;
+pub(crate) const DEFAULT_DEFLATE_LEVEL: u32 = 6;
 
 impl Default for DeflateOptions {
     fn default() -> Self {
@@ -54,7 +54,7 @@ impl Default for DeflateOptions {
 }
 
 /// Whether this build can compress (the `deflate` feature).
-pub const HAS_DEFLATE: bool = cfg!(feature = "deflate");
+pub(crate) const HAS_DEFLATE: bool = cfg!(feature = "deflate");
 
 fn needs_deflate() -> Result<()> {
     if HAS_DEFLATE {

@@ -12,7 +12,7 @@ use crate::sync::lock;
 
 /// A sync flush ends with an empty stored block, which the sender strips
 /// and the receiver appends back (RFC 7692 7.2.1).
-pub const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+pub(crate) const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 
 /// Scratch buffers above this are given back after use, so one huge
 /// message does not pin its size on the thread.

@@ -20,7 +20,7 @@ use super::scan::MAX_HEADER;
 /// RSV1 on a message's first frame: its payload is compressed
 /// (permessage-deflate, RFC 7692 6).
 #[cfg(feature = "deflate")]
-pub const RSV1: u8 = 0x40;
+pub(crate) const RSV1: u8 = 0x40;
 
 /// Appends one final, masked frame carrying `payload` to `out`; `flags` is
 /// 0, or `RSV1` for a compressed payload.

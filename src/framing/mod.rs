@@ -27,7 +27,7 @@ use std::fmt;
 #[cfg(feature = "deflate")]
 pub use compress::Compressor;
 #[cfg(feature = "deflate")]
-pub use encode::RSV1;
+pub(crate) use encode::RSV1;
 pub use encode::{append_frame, new_mask, DataOpcode};
 #[cfg(feature = "deflate")]
 pub use inflate::Inflate;

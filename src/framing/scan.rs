@@ -11,13 +11,13 @@
 #![cfg_attr(not(feature = "deflate"), allow(dead_code))]
 
 /// The longest frame header: 2 bytes, 8 of extended length, 4 of mask.
-pub const MAX_HEADER: usize = 14;
+pub(crate) const MAX_HEADER: usize = 14;
 const HEAD_END: &[u8] = b"\r\n\r\n";
 
-pub const OPCODE_CONTINUE: u8 = 0x0;
-pub const OPCODE_TEXT: u8 = 0x1;
-pub const OPCODE_BINARY: u8 = 0x2;
-pub const OPCODE_CLOSE: u8 = 0x8;
+pub(crate) const OPCODE_CONTINUE: u8 = 0x0;
+pub(crate) const OPCODE_TEXT: u8 = 0x1;
+pub(crate) const OPCODE_BINARY: u8 = 0x2;
+pub(crate) const OPCODE_CLOSE: u8 = 0x8;
 
 /// A whole frame header as it was on the wire.
 #[derive(Debug, Clone, Copy)]
