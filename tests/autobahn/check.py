@@ -11,9 +11,10 @@ informational (behavior and behaviorClose both INFORMATIONAL) passes. The
 suite sets both unconditionally, whatever the client does, in exactly three
 cases (7.1.6, 7.13.1, 7.13.2: "implementation defined" / "undefined by the
 spec"), so no client could ever pass them otherwise; what happened in them is
-printed. Cases 12.* and 13.* (permessage-deflate) must instead be
-UNIMPLEMENTED: wsembed does not offer the extension yet (with
---expect-deflate they are judged like every other case).
+printed. Cases 12.* and 13.* (permessage-deflate) are judged like every
+other case with --expect-deflate (run.sh passes it: its client offers the
+extension); without it they must be UNIMPLEMENTED, as for a client that
+offers no compression.
 
 Prints a Markdown table per section (cases, OK, non-strict, informational,
 unimplemented, failed), then every failing case with what the suite expected

@@ -1,7 +1,7 @@
 /*
  * Autobahn|Testsuite client driver for wsembed, through the C ABI only.
  *
- * Usage: client ws://127.0.0.1:PORT [--agent NAME] [--case-timeout SECONDS]
+ * Usage: client ws://127.0.0.1:PORT [--agent NAME] [--case-timeout SECONDS] [--deflate]
  *
  * Talks to `wstest -m fuzzingserver`:
  *   1. /getCaseCount                        -> N (a text message)
@@ -11,6 +11,10 @@
  *                                              came (text as text, binary as
  *                                              binary) until the close event
  *   3. /updateReports?agent=NAME            -> the server writes its reports
+ *
+ * With --deflate every connection offers permessage-deflate (sections 12
+ * and 13 test it; the other sections' server accepts no extension, so the
+ * offer changes nothing there).
  *
  * Each connection must end with its close event within the case timeout
  * (default 120 s); a case that does not is reported loudly, its socket freed,
@@ -110,6 +114,9 @@ static void on_close(ws_handle ws, const ws_event *evt, void *userdata) {
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Options for every connection: NULL, or the deflate offer (--deflate). */
+static ws_options *g_options;
+
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -123,7 +130,7 @@ static double now_s(void) {
  * Returns 0 when the close event came, 1 on timeout, 2 when ws_open failed.
  */
 static int run_connection(const char *url, struct conn *c, double timeout_s) {
-    ws_handle ws = ws_open(url);
+    ws_handle ws = ws_open_ex(url, g_options);
     if (ws == 0) {
         fprintf(stderr, "ws_open(%s) failed: %s\n", url, ws_last_error());
         return 2;
@@ -180,7 +187,8 @@ static void json_string(const char *json, const char *key, char *out, size_t cap
 }
 
 static void usage(const char *argv0) {
-    fprintf(stderr, "usage: %s ws://127.0.0.1:PORT [--agent NAME] [--case-timeout SECONDS]\n", argv0);
+    fprintf(stderr, "usage: %s ws://127.0.0.1:PORT [--agent NAME] [--case-timeout SECONDS] [--deflate]\n",
+            argv0);
 }
 
 int main(int argc, char **argv) {
@@ -196,6 +204,13 @@ int main(int argc, char **argv) {
             agent = argv[++i];
         } else if (strcmp(argv[i], "--case-timeout") == 0 && i + 1 < argc) {
             case_timeout = atof(argv[++i]);
+        } else if (strcmp(argv[i], "--deflate") == 0) {
+            if (g_options == NULL)
+                g_options = ws_options_new();
+            if (g_options == NULL || ws_options_set_deflate(g_options, true) != WS_OK) {
+                fprintf(stderr, "cannot offer deflate: %s\n", ws_last_error());
+                return 2;
+            }
         } else if (base == NULL && strncmp(argv[i], "ws://", 5) == 0) {
             base = argv[i];
         } else {
@@ -208,7 +223,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("wsembed %s, agent %s, server %s\n", ws_version(), agent, base);
+    printf("wsembed %s, agent %s, server %s%s\n", ws_version(), agent, base,
+           g_options ? ", offering permessage-deflate" : "");
 
     /* 1. How many cases. */
     snprintf(url, sizeof url, "%s/getCaseCount", base);
@@ -273,6 +289,7 @@ int main(int argc, char **argv) {
     conn_init(&c, 0);
     int rc = run_connection(url, &c, control_timeout);
     conn_destroy(&c);
+    ws_options_free(g_options);
     ws_shutdown();
     if (rc != 0) {
         fprintf(stderr, "updateReports did not complete\n");
