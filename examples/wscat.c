@@ -3,13 +3,15 @@
  * tools, written only against the public header wsembed.h.
  *
  *   wscat URL [-H "Name: value"]... [-p subprotocol]... [--ca FILE]
- *         [--insecure] [--binary]
+ *         [--insecure] [--deflate] [--binary]
  *
  * Each line read from standard input is sent as one message (text, or
  * binary with --binary; the newline is not sent). Each message received is
  * written to standard output followed by a newline: text as it is, binary
- * as a hex dump (raw bytes with --binary). Connection events (connected,
- * error, closed with its code and reason) go to standard error, so that
+ * as a hex dump (raw bytes with --binary). --deflate offers compression
+ * (permessage-deflate), which the server may decline. Connection events
+ * (connected, with the subprotocol and the extensions agreed; error;
+ * closed with its code and reason) go to standard error, so that
  * standard output carries only messages. At the end of input (or on
  * Ctrl-C) wscat closes the connection with code 1000 and waits for the
  * close event.
@@ -68,15 +70,21 @@ static void on_sigint(int sig) {
 }
 
 static void on_open(ws_handle ws, const ws_event *event, void *userdata) {
-    char url[512], protocol[256];
+    char url[512], protocol[256], extensions[512];
     (void)event;
     (void)userdata;
     ws_url(ws, url, sizeof url);
     ws_protocol(ws, protocol, sizeof protocol);
+    ws_extensions(ws, extensions, sizeof extensions);
+    /* One line, whole, even if the main thread writes to stderr meanwhile. */
+    flockfile(stderr);
+    fprintf(stderr, "wscat: connected to %s", url);
     if (protocol[0] != '\0')
-        fprintf(stderr, "wscat: connected to %s (subprotocol \"%s\")\n", url, protocol);
-    else
-        fprintf(stderr, "wscat: connected to %s\n", url);
+        fprintf(stderr, " (subprotocol \"%s\")", protocol);
+    if (extensions[0] != '\0')
+        fprintf(stderr, " (extensions \"%s\")", extensions);
+    fputc('\n', stderr);
+    funlockfile(stderr);
     pthread_mutex_lock(&st.lock);
     st.opened = 1;
     pthread_mutex_unlock(&st.lock);
@@ -155,14 +163,15 @@ static void wait_wake(void) {
 
 static void usage(FILE *to) {
     fprintf(to, "usage: wscat URL [-H \"Name: value\"]... [-p subprotocol]... [--ca FILE]\n"
-                "             [--insecure] [--binary]\n"
+                "             [--insecure] [--deflate] [--binary]\n"
                 "       wscat --version\n"
                 "Sends each line of standard input as a message and prints each message\n"
                 "received; events go to standard error. Ctrl-C or end of input closes.\n");
 }
 
 /* Reports a failed option setter; WS_ERR_UNSUPPORTED means this build of
- * the library lacks the feature (TLS), which deserves a plain sentence. */
+ * the library lacks the feature (TLS, deflate), which deserves a plain
+ * sentence. */
 static int option_failed(int status, const char *option) {
     if (status == WS_ERR_UNSUPPORTED)
         fprintf(stderr, "wscat: %s is unsupported: %s\n", option, ws_last_error());
@@ -213,6 +222,10 @@ static int parse_options(int argc, char **argv, ws_options *options, const char 
             if (status != WS_OK)
                 return option_failed(status, "--insecure");
             fprintf(stderr, "wscat: --insecure: the server's certificate is not checked\n");
+        } else if (strcmp(arg, "--deflate") == 0) {
+            status = ws_options_set_deflate(options, true);
+            if (status != WS_OK)
+                return option_failed(status, "--deflate");
         } else if (strcmp(arg, "--binary") == 0) {
             st.binary = 1;
         } else if (arg[0] != '-' && *url == NULL) {
@@ -317,7 +330,8 @@ int main(int argc, char **argv) {
     int status, ok;
 
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-        printf("wscat (wsembed %s, TLS %s)\n", ws_version(), ws_has_tls() ? "yes" : "no");
+        printf("wscat (wsembed %s, TLS %s, deflate %s)\n", ws_version(), ws_has_tls() ? "yes" : "no",
+               ws_has_deflate() ? "yes" : "no");
         return 0;
     }
     if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {

@@ -12,7 +12,8 @@
 #     definitely lost), as AddressSanitizer + UBSan builds and as
 #     ThreadSanitizer builds;
 #   - drives wscat through pipes: echo, binary, refused and bad URLs,
-#     headers and subprotocol, a server-side close, Ctrl-C, TLS options;
+#     headers and subprotocol, a server-side close, Ctrl-C, TLS options,
+#     compression (--deflate);
 #   - installs the library with examples/install.sh into a temporary prefix
 #     and builds programs against it through pkg-config (shared, static,
 #     C++) and through the CMake example (examples/cmake).
@@ -125,9 +126,10 @@ start_server url "$release/examples/echo_server" 0
 echo "== echo server: $url"
 
 cat >"$out/wscat_server.py" <<'EOF'
-# Test server for wscat (Python websockets): /headers sends back the
-# X-Wscat-Test header and the selected subprotocol, /close closes with
-# 4001 "bye now" after the first message, anything else echoes.
+# Test server for wscat and the C++ tests (Python websockets): /headers
+# sends back the X-Wscat-Test header and the selected subprotocol, /close
+# closes with 4001 "bye now" after the first message, anything else echoes.
+# It agrees to permessage-deflate when offered (websockets' default).
 import asyncio
 import websockets
 
@@ -177,7 +179,7 @@ run_tests() {
     check "$label: tests/c/echo_cycle" timeout $limit "$@" "$out/$variant/echo_cycle" "$url"
     check "$label: tests/c/dispatcher" timeout $limit "$@" "$out/$variant/dispatcher" "$url"
     check "$label: examples/seed_example" timeout $limit "$@" "$out/$variant/seed_example" "$url" "Hello" "¡Hola! ✓"
-    check "$label: tests/cpp/wrapper_test" timeout $limit "$@" "$out/$variant/wrapper_test" "$url"
+    check "$label: tests/cpp/wrapper_test" timeout $limit "$@" "$out/$variant/wrapper_test" "$url" "$pyurl"
     check "$label: wscat through a pipe" wscat_pipe "$@" "$out/$variant/wscat"
 }
 
@@ -192,7 +194,7 @@ wscat_pipe() {
 
 echo "== plain builds"
 run_tests plain plain
-check "plain: wrapper_test as C++20" timeout $limit "$out/wrapper_test_cxx20" "$url"
+check "plain: wrapper_test as C++20" timeout $limit "$out/wrapper_test_cxx20" "$url" "$pyurl"
 
 echo "== valgrind memcheck"
 valgrind=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
@@ -320,6 +322,44 @@ wscat_tls_options() {
     fi
 }
 check "wscat --ca/--insecure: TLS options, or a clear 'unsupported'" wscat_tls_options
+
+# --deflate: agreed by the websockets server (wscat prints the extension),
+# declined by the project's echo server (nothing printed); the echo is
+# exact either way. Without deflate, a plain "unsupported".
+wscat_deflate() {
+    local rc=0 lines server fd i
+    "$wscat" --version
+    if "$wscat" --version | grep -q 'deflate no'; then
+        "$wscat" --deflate "$url" </dev/null 2>"$out/err" || rc=$?
+        cat "$out/err"
+        [ $rc = 1 ] && grep -q -- '--deflate is unsupported' "$out/err"
+        return
+    fi
+    # A long line that compresses, a short one, and non-ASCII text.
+    lines="$(seq 1 20000 | tr '\n' ' ')"$'\nshort\ndéjà vu ✓'
+    for server in "$pyurl" "$url"; do
+        # Input stays open until the three echoes are out: websockets drops
+        # what it has yet to echo once our close frame arrives.
+        : >"$out/deflate.out"
+        exec {fd}< <(printf '%s\n' "$lines"
+            for i in $(seq 300); do
+                [ "$(wc -l <"$out/deflate.out")" -ge 3 ] && break
+                sleep 0.1
+            done)
+        pids+=($!)
+        timeout $limit "$wscat" --deflate "$server" <&"$fd" >"$out/deflate.out" 2>"$out/err" || rc=$?
+        exec {fd}<&-
+        cat "$out/err"
+        [ $rc = 0 ] && [ "$(cat "$out/deflate.out")" = "$lines" ] &&
+            grep -q 'closed: code 1000, reason "", clean' "$out/err" || return 1
+        if [ "$server" = "$pyurl" ]; then
+            grep -q 'connected to .* (extensions "permessage-deflate' "$out/err" || return 1
+        else
+            ! grep -q 'extensions' "$out/err" || return 1
+        fi
+    done
+}
+check "wscat --deflate: compression offered, agreed or declined, echo intact" wscat_deflate
 
 # ---------------------------------------------------------------- install
 echo "== install (examples/install.sh) and pkg-config, CMake"

@@ -114,6 +114,14 @@ inline std::uint32_t milliseconds(std::chrono::milliseconds ms, const char *what
     return static_cast<std::uint32_t>(ms.count());
 }
 
+/* The C parameter is a uint8_t, which would silently wrap 266 into a valid
+ * 10; which values are valid is the library's to say. */
+inline std::uint8_t window_bits(int bits, const char *what) {
+    if (bits < 0 || bits > std::numeric_limits<std::uint8_t>::max())
+        throw Error(WS_ERR_INVALID_ARGUMENT, std::string(what) + " must be between 0 and 255");
+    return static_cast<std::uint8_t>(bits);
+}
+
 template <class T> struct is_std_function : std::false_type {};
 template <class S> struct is_std_function<std::function<S>> : std::true_type {};
 
@@ -267,6 +275,11 @@ public:
         return copy_string(ws_protocol);
     }
 
+    /** The extensions the server agreed to, as its Sec-WebSocket-Extensions
+     * answer, e.g. "permessage-deflate; client_max_window_bits=15" ("" before
+     * open or if none). */
+    std::string extensions() const { return copy_string(ws_extensions); }
+
     /** The URL as parsed. */
     std::string url() const { return copy_string(ws_url); }
 
@@ -301,7 +314,8 @@ private:
  * Options for opening a socket: a builder over ws_options (copied by the
  * WebSocket constructor, so one Options can open many sockets). Each
  * setter throws Error on a bad value (WS_ERR_INVALID_ARGUMENT) or a feature
- * this build lacks (WS_ERR_UNSUPPORTED, e.g. the TLS settings without TLS).
+ * this build lacks (WS_ERR_UNSUPPORTED, e.g. the TLS settings without TLS,
+ * the deflate settings without deflate).
  * Move-only. Not thread-safe: use one Options from one thread at a time.
  *
  *   auto opts = wsembed::Options().protocol("chat").header("Authorization", "Bearer x");
@@ -385,6 +399,34 @@ public:
     /** Tunnels through an HTTP CONNECT proxy. */
     Options &proxy(std::string_view http_proxy_url) {
         detail::check(ws_options_set_proxy(options_, detail::c_string(http_proxy_url, "proxy URL").c_str()));
+        return *this;
+    }
+    /** Offers permessage-deflate compression (RFC 7692). The server may
+     * decline: extensions() says what was agreed. */
+    Options &deflate(bool offer) {
+        detail::check(ws_options_set_deflate(options_, offer));
+        return *this;
+    }
+    /** The deflate offer's parameters: our window 0 (the server picks) or
+     * 9..15, the server's 0 (ask nothing) or 8..15, and whether each side
+     * starts every message with an empty window. */
+    Options &deflate_params(int client_max_window_bits, int server_max_window_bits,
+                            bool client_no_context_takeover, bool server_no_context_takeover) {
+        detail::check(ws_options_set_deflate_params(
+            options_, detail::window_bits(client_max_window_bits, "client_max_window_bits"),
+            detail::window_bits(server_max_window_bits, "server_max_window_bits"),
+            client_no_context_takeover, server_no_context_takeover));
+        return *this;
+    }
+    /** Without context takeover, messages shorter than this go uncompressed
+     * (default 1024). */
+    Options &deflate_threshold(std::size_t bytes) {
+        detail::check(ws_options_set_deflate_threshold(options_, bytes));
+        return *this;
+    }
+    /** zlib level, 0 (store) to 9 (smallest); default 6. */
+    Options &deflate_level(int level) {
+        detail::check(ws_options_set_deflate_level(options_, level));
         return *this;
     }
 
@@ -521,6 +563,7 @@ public:
     using SocketRef::buffered_amount;
     using SocketRef::capi;
     using SocketRef::close;
+    using SocketRef::extensions;
     using SocketRef::protocol;
     using SocketRef::ready_state;
     using SocketRef::send;
@@ -574,6 +617,9 @@ private:
 inline std::string version() { return ws_version(); }
 /** False when this build of the library cannot speak wss://. */
 inline bool has_tls() noexcept { return ws_has_tls(); }
+/** False when this build of the library cannot compress (the deflate
+ * options then throw WS_ERR_UNSUPPORTED). */
+inline bool has_deflate() noexcept { return ws_has_deflate(); }
 /** Closes every socket, waits for their closing handshakes and joins the
  * IO thread (and so lets every pending finalizer finish): for a clean exit. */
 inline void shutdown() noexcept { ws_shutdown(); }

@@ -1,7 +1,11 @@
 /*
  * Tests of bindings/cpp/wsembed.hpp against a WebSocket echo server.
  *
- *   wrapper_test ws://127.0.0.1:PORT/
+ *   wrapper_test ws://127.0.0.1:PORT/ [ws://127.0.0.1:PORT2/]
+ *
+ * The first URL is an echo server without compression (the project's); the
+ * optional second one an echo server that agrees to permessage-deflate
+ * (Python websockets), for the deflate test.
  *
  * Built with -std=c++17 -Wall -Wextra -Werror together with
  * second_unit.cc (the double-include check), and run plainly, under
@@ -46,6 +50,7 @@ using wsembed::SocketRef;
 using wsembed::WebSocket;
 
 std::string g_url;
+std::string g_deflate_url; /* "" when none was given */
 
 static_assert(!std::is_copy_constructible_v<WebSocket>, "WebSocket owns its handle");
 static_assert(!std::is_copy_assignable_v<WebSocket>, "WebSocket owns its handle");
@@ -139,6 +144,7 @@ void echo_cycle() {
     CHECK(ws.ready_state() == wsembed::ReadyState::Open);
     CHECK(ws.url() == g_url);
     CHECK(ws.protocol().empty());
+    CHECK(ws.extensions().empty());
     CHECK(rec.wait_messages(1));
 
     const std::uint8_t raw[4] = {0, 1, 254, 255};
@@ -248,6 +254,7 @@ void move_semantics() {
     CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.send("from a moved-from socket"); }));
     CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.ready_state(); }));
     CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.protocol(); }));
+    CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.extensions(); }));
     CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.on_open([] {}); }));
     b.send("after the move");
     CHECK(rec.wait_messages(1));
@@ -378,16 +385,97 @@ void destruction_while_messages_flow() {
     flow.reset();
 }
 
+/* Text that deflate shrinks, with bytes that change along it, so that a
+ * wrong window or a lost byte shows in the echo. */
+std::string compressible(std::size_t size) {
+    std::string out;
+    for (int i = 0; out.size() < size; i++)
+        out += "{\"id\":" + std::to_string(i) + ",\"name\":\"row " + std::to_string(i * 7919 % 1000) + "\"},";
+    out.resize(size);
+    return out;
+}
+
+void deflate() {
+    if (!wsembed::has_deflate()) {
+        CHECK(throws(WS_ERR_UNSUPPORTED, [] { wsembed::Options().deflate(true); }));
+        CHECK(throws(WS_ERR_UNSUPPORTED, [] { wsembed::Options().deflate_params(10, 0, false, false); }));
+        CHECK(throws(WS_ERR_UNSUPPORTED, [] { wsembed::Options().deflate_threshold(0); }));
+        CHECK(throws(WS_ERR_UNSUPPORTED, [] { wsembed::Options().deflate_level(6); }));
+        return;
+    }
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().deflate_params(8, 0, false, false); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().deflate_params(16, 0, false, false); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().deflate_params(0, 7, false, false); }));
+    /* 266 would wrap to a valid 10 in the C call. */
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().deflate_params(266, 0, false, false); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().deflate_params(0, -1, false, false); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().deflate_level(10); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::Options().deflate_level(-1); }));
+
+    const std::string text = compressible(200 * 1000);
+    const std::vector<std::uint8_t> binary(text.begin(), text.end());
+    auto echo = [&](const std::string &url, const wsembed::Options &options, std::string &extensions) {
+        Record rec;
+        WebSocket ws(url, options);
+        rec.watch(ws);
+        CHECK(rec.wait_open());
+        extensions = ws.extensions();
+        ws.send(text);
+        ws.send_binary(binary);
+        ws.send("small");
+        CHECK(rec.wait_messages(3));
+        rec.waiter.read([&] {
+            CHECK(rec.texts.size() == 2 && rec.texts[0] == text && rec.texts[1] == "small");
+            CHECK(rec.binaries.size() == 1 && rec.binaries[0] == binary);
+            return 0;
+        });
+        ws.close(1000, "done");
+        CHECK(rec.wait_close());
+        rec.waiter.read([&] {
+            CHECK(!rec.closes.empty() && rec.closes[0].was_clean && rec.errors.empty());
+            return 0;
+        });
+        /* Still readable once closed. */
+        CHECK(ws.extensions() == extensions);
+    };
+
+    /* The project's echo server does not compress: the offer is declined
+     * and the socket works as without it. */
+    std::string extensions = "unset";
+    echo(g_url,
+         wsembed::Options().deflate(true).deflate_params(10, 12, true, true).deflate_threshold(0).deflate_level(9),
+         extensions);
+    CHECK(extensions.empty());
+
+    if (g_deflate_url.empty()) {
+        std::printf("  (no deflate server given: agreement not tested)\n");
+        return;
+    }
+    echo(g_deflate_url, wsembed::Options().deflate(false), extensions);
+    CHECK(extensions.empty());
+    echo(g_deflate_url, wsembed::Options().deflate(true), extensions);
+    CHECK(extensions.rfind("permessage-deflate", 0) == 0);
+    echo(g_deflate_url, wsembed::Options().deflate(true).deflate_params(10, 0, true, false).deflate_level(1),
+         extensions);
+    if (extensions.find("client_max_window_bits=10") == std::string::npos ||
+        extensions.find("client_no_context_takeover") == std::string::npos)
+        std::printf("  extensions: \"%s\"\n", extensions.c_str());
+    CHECK(extensions.find("client_max_window_bits=10") != std::string::npos);
+    CHECK(extensions.find("client_no_context_takeover") != std::string::npos);
+}
+
 void second_unit() { CHECK(second_unit_echo(g_url)); }
 
 } // namespace
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        std::fprintf(stderr, "usage: %s ws://127.0.0.1:PORT/\n", argv[0]);
+    if (argc != 2 && argc != 3) {
+        std::fprintf(stderr, "usage: %s ws://127.0.0.1:PORT/ [ws://DEFLATE-ECHO/]\n", argv[0]);
         return 2;
     }
     g_url = argv[1];
+    if (argc == 3)
+        g_deflate_url = argv[2];
     CHECK(wsembed::version() == WSEMBED_VERSION);
 
     struct {
@@ -398,6 +486,7 @@ int main(int argc, char **argv) {
         {"exceptions", exceptions},
         {"move semantics", move_semantics},
         {"destruction while messages flow", destruction_while_messages_flow},
+        {"deflate options and extensions()", deflate},
         {"second translation unit", second_unit},
     };
     int passed = 0, failed = 0;

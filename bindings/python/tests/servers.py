@@ -8,7 +8,10 @@
   ``/protocol`` echoes, with the subprotocols "chat" and "superchat";
   ``/stall`` reads nothing; ``/late-echo/SECONDS`` reads nothing for
   SECONDS, then echoes.
-  It records how each connection was closed by the client.
+  It records how each connection was closed by the client. It agrees to
+  permessage-deflate when offered (``websockets``' default); keyword
+  arguments go to ``serve`` (``compression=None`` declines it,
+  ``extensions=[...]`` sets its parameters).
 - ``RustServer``: the project's ``examples/echo_server.rs``.
 - ``HangingServer``: accepts TCP and never answers, so a socket stays
   CONNECTING.
@@ -40,11 +43,12 @@ def _select_subprotocol(connection, offered):
 
 
 class PythonServer:
-    def __init__(self, ssl_context=None):
+    def __init__(self, ssl_context=None, **serve_options):
         self.closes = []
         self.closes_changed = threading.Condition()
         self._loop = asyncio.new_event_loop()
         self._ssl = ssl_context
+        self._serve_options = serve_options
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
         self._thread.start()
@@ -63,6 +67,7 @@ class PythonServer:
                 max_size=None,
                 ssl=self._ssl,
                 select_subprotocol=_select_subprotocol,
+                **self._serve_options,
             ) as server:
                 self.port = server.sockets[0].getsockname()[1]
                 ready.set()

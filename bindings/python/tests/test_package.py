@@ -57,6 +57,7 @@ def test_load_failure_says_how_to_fix_it():
 def test_versions():
     assert re.match(r"^\d+\.\d+\.\d+$", wsembed.version())
     assert isinstance(wsembed.has_tls(), bool)
+    assert isinstance(wsembed.has_deflate(), bool)
     assert wsembed.__version__
 
 

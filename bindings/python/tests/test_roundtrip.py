@@ -103,6 +103,7 @@ def test_state_and_attributes(python_server):
     recorder.wait_type("open")
     assert ws.readyState == ws.OPEN == 1
     assert ws.protocol == "chat"
+    assert ws.extensions == ""  # none offered
     assert ws.bufferedAmount == 0
     ws.close()
     recorder.wait_closed()

@@ -54,6 +54,7 @@ __all__ = [
     "CLOSED",
     "version",
     "has_tls",
+    "has_deflate",
     "library_path",
 ]
 
@@ -67,6 +68,13 @@ def has_tls():
     """Whether this build speaks ``wss://`` (else ``wss://`` URLs and the TLS
     options raise ``NotImplementedError``)."""
     return bool(_lib.ws_has_tls())
+
+
+def has_deflate():
+    """Whether this build compresses (permessage-deflate); else
+    ``deflate=True`` and the other ``deflate_*`` options raise
+    ``NotImplementedError``."""
+    return bool(_lib.ws_has_deflate())
 
 
 def __getattr__(name):

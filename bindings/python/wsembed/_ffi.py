@@ -15,6 +15,7 @@ from ctypes import (
     c_int,
     c_size_t,
     c_uint16,
+    c_uint8,
     c_uint32,
     c_uint64,
     c_void_p,
@@ -96,6 +97,7 @@ SIGNATURES = {
     "ws_last_error": ([], c_char_p),
     "ws_version": ([], c_char_p),
     "ws_has_tls": ([], c_bool),
+    "ws_has_deflate": ([], c_bool),
     "ws_shutdown": ([], None),
     # options
     "ws_options_new": ([], _options),
@@ -114,6 +116,10 @@ SIGNATURES = {
     "ws_options_set_insecure_skip_verify": ([_options, c_bool], c_int),
     "ws_options_set_proxy": ([_options, c_char_p], c_int),
     "ws_options_set_dispatcher": ([_options, ws_dispatcher], c_int),
+    "ws_options_set_deflate": ([_options, c_bool], c_int),
+    "ws_options_set_deflate_params": ([_options, c_uint8, c_uint8, c_bool, c_bool], c_int),
+    "ws_options_set_deflate_threshold": ([_options, c_size_t], c_int),
+    "ws_options_set_deflate_level": ([_options, c_int], c_int),
     # dispatchers
     "ws_dispatcher_new": ([], ws_dispatcher),
     "ws_dispatcher_fd": ([ws_dispatcher], c_int),
@@ -138,6 +144,7 @@ SIGNATURES = {
     "ws_ready_state": ([ws_handle], c_int),
     "ws_buffered_amount": ([ws_handle], c_size_t),
     "ws_protocol": ([ws_handle, c_void_p, c_size_t], c_size_t),
+    "ws_extensions": ([ws_handle, c_void_p, c_size_t], c_size_t),
     "ws_url": ([ws_handle, c_void_p, c_size_t], c_size_t),
 }
 

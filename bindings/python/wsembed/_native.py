@@ -90,6 +90,13 @@ class NativeState:
         return self._native.protocol
 
     @property
+    def extensions(self):
+        """The extensions the server agreed to, as its
+        ``Sec-WebSocket-Extensions`` answer, e.g. ``'permessage-deflate;
+        client_max_window_bits=15'`` ("" until OPEN, or if none)."""
+        return self._native.extensions
+
+    @property
     def url(self):
         """The URL as parsed, e.g. ``'ws://example.org/'``."""
         return self._native.url
@@ -111,6 +118,7 @@ class NativeSocket:
         "_finalizer",
         "_url",
         "_protocol",
+        "_extensions",
         "_dispatcher",
         "_trampoline",
         "__weakref__",
@@ -146,6 +154,7 @@ class NativeSocket:
         self._finalizer = weakref.finalize(self, _free_handle, handle, dispatcher)
         self._url = _read_string(lib.ws_url, handle)
         self._protocol = None
+        self._extensions = None
 
     @property
     def handle(self):
@@ -232,8 +241,9 @@ class NativeSocket:
         events; no callback runs after this returns (unless called from one
         of this socket's callbacks: then none after that one)."""
         if self._finalizer.alive:
-            # Kept for `protocol` after the handle is gone.
+            # Kept for `protocol` and `extensions` after the handle is gone.
             self._protocol = _read_string(lib.ws_protocol, self._handle)
+            self._extensions = _read_string(lib.ws_extensions, self._handle)
             self._finalizer()
 
     # ----- state --------------------------------------------------------
@@ -255,6 +265,12 @@ class NativeSocket:
         if self._protocol is not None:
             return self._protocol
         return _read_string(lib.ws_protocol, self._handle)
+
+    @property
+    def extensions(self):
+        if self._extensions is not None:
+            return self._extensions
+        return _read_string(lib.ws_extensions, self._handle)
 
     @property
     def url(self):

@@ -6,6 +6,10 @@ silently wrap (negative numbers, out-of-range values, embedded NULs); the
 library checks the rest and its answer becomes the exception:
 ``NotImplementedError`` for an option this build lacks, ``ValueError`` for
 a bad value.
+
+Options that only shape another one (``pong_timeout`` without
+``ping_interval``, the ``deflate_*`` parameters without ``deflate=True``)
+are passed on all the same, and the library ignores them, as it does in C.
 """
 
 import contextlib
@@ -18,6 +22,8 @@ from ._ffi import lib
 
 _UINT32_MAX = 2**32 - 1
 _SIZE_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1
+_UINT8_MAX = 2**8 - 1
+_INT_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_int) - 1) - 1
 
 # The option names every constructor accepts, with their defaults in C.
 OPTION_NAMES = (
@@ -32,6 +38,13 @@ OPTION_NAMES = (
     "client_cert",  # (cert_pem_path, key_pem_path) for mutual TLS
     "insecure_skip_verify",  # DANGEROUS: accept any certificate (tests only)
     "proxy",  # http://[user:pass@]host:port, an HTTP CONNECT proxy
+    "deflate",  # offer permessage-deflate (RFC 7692), default False
+    "deflate_client_max_window_bits",  # 9..15 caps our window; default: the server picks
+    "deflate_server_max_window_bits",  # 8..15 asks the server to cap its window
+    "deflate_client_no_context_takeover",  # each of our messages starts an empty window
+    "deflate_server_no_context_takeover",  # ask the server to do the same
+    "deflate_threshold",  # bytes, default 1024 (see ws_options_set_deflate_threshold)
+    "deflate_level",  # zlib level 0..9, default 6
 )
 
 DEFAULT_CLOSE_TIMEOUT = 5.0
@@ -73,6 +86,16 @@ def size(value, what):
         raise TypeError("{} must be an int, not {}".format(what, type(value).__name__))
     if not 0 <= value <= _SIZE_MAX:
         raise ValueError("{} must be between 0 and {}, got {}".format(what, _SIZE_MAX, value))
+    return value
+
+
+def _integer(value, what, low, high):
+    """An int that the C parameter's type holds without wrapping; which
+    values the library accepts is for it to say."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("{} must be an int, not {}".format(what, type(value).__name__))
+    if not low <= value <= high:
+        raise ValueError("{} must be between {} and {}, got {}".format(what, low, high, value))
     return value
 
 
@@ -138,6 +161,41 @@ def _apply(options, protocols, headers, settings):
         errors.check(lib.ws_options_set_insecure_skip_verify(options, True))
     if given("proxy"):
         errors.check(lib.ws_options_set_proxy(options, cstring(settings["proxy"], "proxy")))
+    _apply_deflate(options, settings)
+
+
+def _window_bits(settings, name):
+    # 0 is the C API's "not given" (and its default).
+    value = settings.get(name)
+    return 0 if value is None else _integer(value, name, 0, _UINT8_MAX)
+
+
+def _apply_deflate(options, settings):
+    # As with insecure_skip_verify, only what differs from the default is
+    # passed on, so that deflate=False (or a False no_context_takeover)
+    # never fails in a build without deflate.
+    if settings.get("deflate"):
+        errors.check(lib.ws_options_set_deflate(options, True))
+    client_bits = _window_bits(settings, "deflate_client_max_window_bits")
+    server_bits = _window_bits(settings, "deflate_server_max_window_bits")
+    client_reset = bool(settings.get("deflate_client_no_context_takeover"))
+    server_reset = bool(settings.get("deflate_server_no_context_takeover"))
+    # One C call sets all four: those not given go with their defaults.
+    if client_bits or server_bits or client_reset or server_reset:
+        errors.check(
+            lib.ws_options_set_deflate_params(
+                options, client_bits, server_bits, client_reset, server_reset
+            )
+        )
+    if settings.get("deflate_threshold") is not None:
+        errors.check(
+            lib.ws_options_set_deflate_threshold(
+                options, size(settings["deflate_threshold"], "deflate_threshold")
+            )
+        )
+    if settings.get("deflate_level") is not None:
+        level = _integer(settings["deflate_level"], "deflate_level", -_INT_MAX - 1, _INT_MAX)
+        errors.check(lib.ws_options_set_deflate_level(options, level))
 
 
 @contextlib.contextmanager

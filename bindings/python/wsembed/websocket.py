@@ -144,6 +144,20 @@ class WebSocket(NativeState):
     tests only), ``proxy`` (``http://host:port``). An option this build
     lacks raises ``NotImplementedError``; a bad value ``ValueError``.
 
+    Compression (permessage-deflate, RFC 7692): ``deflate=True`` offers
+    it; the server may decline, and ``extensions`` then stays "". The
+    offer's parameters: ``deflate_client_max_window_bits`` (9-15: caps our
+    window; by default the server picks it), ``deflate_server_max_window_bits``
+    (8-15: asks the server to cap its window),
+    ``deflate_client_no_context_takeover`` (each message we send starts
+    with an empty window) and ``deflate_server_no_context_takeover`` (asks
+    the server to do the same). ``deflate_threshold`` (1024): shorter
+    messages go uncompressed when our side has no context takeover;
+    ``deflate_level`` (6): zlib's 0 (store) to 9 (smallest). These shape
+    the offer and do nothing without ``deflate=True`` (as ``pong_timeout``
+    without ``ping_interval``). Compression runs in ``send``, on the
+    calling thread.
+
     ``dispatcher``: a :class:`Dispatcher` whose ``dispatch()`` runs this
     socket's callbacks, on the thread that calls it, instead of the IO
     thread. The dispatcher stays in use until the socket is freed.
