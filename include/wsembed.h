@@ -31,6 +31,11 @@
 
 
 /**
+ * The most of a refusal's body that is kept.
+ */
+#define MAX_BODY (64 * 1024)
+
+/**
  * Success.
  */
 #define WS_OK 0
@@ -214,6 +219,25 @@ typedef struct ws_event {
    * ERROR: one of `WS_ERR_DNS` .. `WS_ERR_IO`; 0 for other kinds.
    */
   int error_code;
+  /**
+   * Which connection of the socket this event belongs to: 0 for the
+   * first. (Only automatic reconnection, a later feature, makes it
+   * more.)
+   */
+  uint32_t attempt;
+  /**
+   * Reserved for automatic reconnection (the wait before the next
+   * attempt); 0.
+   */
+  uint32_t delay_ms;
+  /**
+   * ERROR: the HTTP status the server answered instead of 101 when it
+   * refused the opening handshake (`error_code` is then
+   * `WS_ERR_HANDSHAKE`, or `WS_ERR_TIMEOUT` if its body did not arrive
+   * within the connect timeout); `ws_response_header` and
+   * `ws_response_body` give the rest of its answer. 0 otherwise.
+   */
+  int32_t http_status;
 } ws_event;
 
 /**
@@ -777,6 +801,43 @@ size_t ws_extensions(ws_handle socket, char *buf, size_t cap);
  * "ws://EXAMPLE.org") into `buf`, as `ws_protocol` does. Any thread.
  */
 size_t ws_url(ws_handle socket, char *buf, size_t cap);
+
+/**
+ * The HTTP status of the socket's last opening handshake answer: 101 once
+ * the socket opened; the server's status (401, 403, 429, 503, 302...)
+ * when it refused the handshake; 0 while no answer has come (or if none
+ * ever did: DNS, connect or TLS failures) and for a bad handle.
+ *
+ * The answer (status, headers, body) is kept from the moment the `open`
+ * or `error` callback runs until the socket is freed. Any thread.
+ */
+int ws_response_status(ws_handle socket);
+
+/**
+ * Copies the value of header `name` (any letter case) of the socket's last
+ * handshake answer into `buf`, as `ws_protocol` does (snprintf rules:
+ * NUL-terminated when `cap > 0`, returns the full length). A header sent
+ * several times gives its values joined with ", ". Works for the 101 of an
+ * open socket (e.g. "Sec-WebSocket-Extensions", a server's own headers)
+ * and for a refusal ("WWW-Authenticate", "Retry-After", "Location").
+ *
+ * An absent header writes "" and returns 0, like an empty one. To tell
+ * them apart, this function always sets `ws_last_status()`: `WS_OK` when
+ * the header is there (even empty), `WS_ERR_INVALID_ARGUMENT` when it is
+ * not (or no answer came yet), `WS_ERR_INVALID_HANDLE` for a bad handle.
+ * Any thread.
+ */
+size_t ws_response_header(ws_handle socket, const char *name, char *buf, size_t cap);
+
+/**
+ * Copies the body of a refused handshake's answer (at most its first 64
+ * KiB, chunked encoding removed; read within the connect timeout) into
+ * `buf`: up to `cap` bytes, binary, not NUL-terminated. Returns the body's
+ * full length (call with cap 0, buf may be NULL, to size the buffer); 0
+ * when there is none (a 101, no answer yet) and for a bad handle. Any
+ * thread.
+ */
+size_t ws_response_body(ws_handle socket, void *buf, size_t cap);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -82,8 +82,14 @@ impl Delivery {
         }
     }
 
-    pub fn error(&mut self, socket: &Arc<Socket>, kind: AsyncErrorKind, message: &str) {
-        let record = ErrorRecord::new(kind, message);
+    pub fn error(
+        &mut self,
+        socket: &Arc<Socket>,
+        kind: AsyncErrorKind,
+        message: &str,
+        http_status: Option<u16>,
+    ) {
+        let record = ErrorRecord::new(kind, message, http_status);
         match socket.host() {
             Some(_) => socket.queue_for_host(Queued::Error(record)),
             None => self.run_error(socket, record),
@@ -297,7 +303,7 @@ mod tests {
         }
         d.open(&socket);
         d.message(&socket, Message::text("hi"));
-        d.error(&socket, AsyncErrorKind::Io, "lost");
+        d.error(&socket, AsyncErrorKind::Io, "lost", None);
         d.close(&socket, close_1000());
         assert_eq!(
             taken(&log),
@@ -323,7 +329,7 @@ mod tests {
         d.open(&socket);
         d.message(&socket, Message::text("one"));
         d.message(&socket, Message::text("two"));
-        d.error(&socket, AsyncErrorKind::Io, "lost");
+        d.error(&socket, AsyncErrorKind::Io, "lost", None);
         d.close(&socket, close_1000());
         assert!(taken(&log).is_empty());
         // Bound in the reverse of protocol order.

@@ -46,6 +46,8 @@ pub struct EventView<'a> {
     pub reason: &'a CStr,
     pub was_clean: bool,
     pub error_code: i32,
+    /// ERROR: the HTTP status of a refused handshake; 0 otherwise.
+    pub http_status: i32,
 }
 
 impl EventView<'_> {
@@ -103,6 +105,8 @@ impl Binding {
 pub struct ErrorRecord {
     pub kind: AsyncErrorKind,
     pub message: CString,
+    /// The HTTP status of a refused handshake, if that is what failed.
+    pub http_status: Option<u16>,
 }
 
 /// The `close` event of a socket, kept for listeners bound after it.
@@ -119,10 +123,11 @@ pub fn lossy_cstring(text: &str) -> CString {
 }
 
 impl ErrorRecord {
-    pub fn new(kind: AsyncErrorKind, message: &str) -> Self {
+    pub fn new(kind: AsyncErrorKind, message: &str, http_status: Option<u16>) -> Self {
         ErrorRecord {
             kind,
             message: lossy_cstring(message),
+            http_status,
         }
     }
 
@@ -135,6 +140,7 @@ impl ErrorRecord {
             reason: &self.message,
             was_clean: false,
             error_code: self.kind as i32,
+            http_status: self.http_status.map_or(0, i32::from),
         }
     }
 }
@@ -149,6 +155,7 @@ impl CloseRecord {
             reason: &self.reason,
             was_clean: self.was_clean,
             error_code: 0,
+            http_status: 0,
         }
     }
 }
@@ -162,6 +169,7 @@ pub fn open_view() -> EventView<'static> {
         reason: c"",
         was_clean: false,
         error_code: 0,
+        http_status: 0,
     }
 }
 
@@ -174,6 +182,7 @@ pub fn message_view(payload_with_nul: &[u8], is_binary: bool) -> EventView<'_> {
         reason: c"",
         was_clean: false,
         error_code: 0,
+        http_status: 0,
     }
 }
 

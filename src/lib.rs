@@ -14,7 +14,8 @@
 //!
 //! Imports go one way, from each layer to those above it in this list:
 //!
-//! 1. Leaves: `status`, `options`, `target`, `route` (with `proxy` and
+//! 1. Leaves: `status`, `options`, `target`, `answer` (the handshake's
+//!    answer, read whole), `route` (with `proxy` and
 //!    `tls`), `framing` (our side of the wire format both ways, and
 //!    extension negotiation), `event`, and the helpers `sync`, `panic_guard`,
 //!    `handle_map`.
@@ -29,6 +30,7 @@
 //! 4. The safe API: `client`, with `registry` (handle → socket).
 //! 5. The C face: `ffi`.
 
+mod answer;
 mod client;
 mod deliver;
 mod dispatcher;

@@ -263,13 +263,18 @@ fn subprotocols_headers_url_and_protocol_getter() {
 fn close_with_code_reaches_the_server() {
     let got = Arc::new(Mutex::new(None));
     let got2 = got.clone();
-    let server = ws_server(move |mut ws| loop {
-        match ws.read() {
-            Ok(Message::Close(f)) => {
-                *got2.lock().unwrap() = f.map(|f| (u16::from(f.code), f.reason.to_string()));
+    let server = ws_server(move |mut ws| {
+        // Answer the close late, so the client is surely still CLOSING
+        // when the test looks (a busy machine may pause it).
+        std::thread::sleep(Duration::from_millis(300));
+        loop {
+            match ws.read() {
+                Ok(Message::Close(f)) => {
+                    *got2.lock().unwrap() = f.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Ok(_) => {}
+                Err(_) => return,
             }
-            Ok(_) => {}
-            Err(_) => return,
         }
     });
     let r = Recorder::new();

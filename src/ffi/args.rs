@@ -2,7 +2,7 @@
 //! they can be wrong.
 
 use std::ffi::CStr;
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_void};
 
 use crate::status::{Error, ErrorKind, Result};
 
@@ -68,18 +68,46 @@ pub unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'
 /// # Safety
 /// `buf` is NULL (only with `cap == 0`) or points to `cap` writable bytes.
 pub unsafe fn copy_out(text: &str, buf: *mut c_char, cap: usize) -> Result<usize> {
+    // SAFETY: as this function's own contract.
+    unsafe { copy_bytes_out(text.as_bytes(), buf, cap) }
+}
+
+/// `copy_out` for bytes that may not be UTF-8 (a header value).
+///
+/// # Safety
+/// `buf` is NULL (only with `cap == 0`) or points to `cap` writable bytes.
+pub unsafe fn copy_bytes_out(bytes: &[u8], buf: *mut c_char, cap: usize) -> Result<usize> {
     if cap == 0 {
-        return Ok(text.len());
+        return Ok(bytes.len());
     }
     if buf.is_null() {
         return Err(null("buf (with cap > 0)"));
     }
-    let n = text.len().min(cap - 1);
+    let n = bytes.len().min(cap - 1);
     // SAFETY: buf has cap writable bytes and n + 1 <= cap; the source is a
-    // distinct Rust string, so the regions do not overlap.
+    // distinct Rust buffer, so the regions do not overlap.
     unsafe {
-        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), n);
         *buf.add(n) = 0;
     }
-    Ok(text.len())
+    Ok(bytes.len())
+}
+
+/// Copies as many of `bytes` as fit in `cap` (no terminator: binary data);
+/// returns the full length.
+///
+/// # Safety
+/// `buf` is NULL (only with `cap == 0`) or points to `cap` writable bytes.
+pub unsafe fn copy_binary_out(bytes: &[u8], buf: *mut c_void, cap: usize) -> Result<usize> {
+    if cap == 0 {
+        return Ok(bytes.len());
+    }
+    if buf.is_null() {
+        return Err(null("buf (with cap > 0)"));
+    }
+    let n = bytes.len().min(cap);
+    // SAFETY: buf has cap >= n writable bytes; the source is a distinct
+    // Rust buffer, so the regions do not overlap.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), n) };
+    Ok(bytes.len())
 }

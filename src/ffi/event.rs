@@ -47,6 +47,19 @@ pub struct ws_event {
     pub was_clean: bool,
     /// ERROR: one of `WS_ERR_DNS` .. `WS_ERR_IO`; 0 for other kinds.
     pub error_code: c_int,
+    /// Which connection of the socket this event belongs to: 0 for the
+    /// first. (Only automatic reconnection, a later feature, makes it
+    /// more.)
+    pub attempt: u32,
+    /// Reserved for automatic reconnection (the wait before the next
+    /// attempt); 0.
+    pub delay_ms: u32,
+    /// ERROR: the HTTP status the server answered instead of 101 when it
+    /// refused the opening handshake (`error_code` is then
+    /// `WS_ERR_HANDSHAKE`, or `WS_ERR_TIMEOUT` if its body did not arrive
+    /// within the connect timeout); `ws_response_header` and
+    /// `ws_response_body` give the rest of its answer. 0 otherwise.
+    pub http_status: i32,
 }
 
 /// A callback bound with `ws_bind`. Runs on the IO thread, one at a time,
@@ -115,6 +128,9 @@ impl Listener for CListener {
             reason: event.reason.as_ptr(),
             was_clean: event.was_clean,
             error_code: event.error_code,
+            attempt: 0,
+            delay_ms: 0,
+            http_status: event.http_status,
         };
         // SAFETY: `callback` is the non-NULL function the caller bound;
         // `raw` and what it points to outlive the call.

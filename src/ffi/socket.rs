@@ -2,8 +2,10 @@
 
 use std::os::raw::{c_char, c_int, c_void};
 
-use super::args::{bytes_arg, copy_out, optional_str_arg, str_arg};
-use super::error::{report, status};
+use super::args::{
+    bytes_arg, copy_binary_out, copy_bytes_out, copy_out, optional_str_arg, str_arg,
+};
+use super::error::{report, set_last_error, status, WS_OK};
 use super::event::{ws_callback, ws_event_kind, ws_userdata_free, CListener, Finalizer};
 use super::options::ws_options;
 use super::panic::boundary;
@@ -352,4 +354,100 @@ pub extern "C" fn ws_extensions(socket: ws_handle, buf: *mut c_char, cap: usize)
 #[no_mangle]
 pub extern "C" fn ws_url(socket: ws_handle, buf: *mut c_char, cap: usize) -> usize {
     boundary(|| copy_string(socket, buf, cap, |s| s.url().to_owned()))
+}
+
+/// The HTTP status of the socket's last opening handshake answer: 101 once
+/// the socket opened; the server's status (401, 403, 429, 503, 302...)
+/// when it refused the handshake; 0 while no answer has come (or if none
+/// ever did: DNS, connect or TLS failures) and for a bad handle.
+///
+/// The answer (status, headers, body) is kept from the moment the `open`
+/// or `error` callback runs until the socket is freed. Any thread.
+#[no_mangle]
+pub extern "C" fn ws_response_status(socket: ws_handle) -> c_int {
+    boundary(|| match client::socket(socket) {
+        Ok(s) => s.answer().map_or(0, |a| c_int::from(a.status)),
+        Err(e) => {
+            report(&e);
+            0
+        }
+    })
+}
+
+/// Copies the value of header `name` (any letter case) of the socket's last
+/// handshake answer into `buf`, as `ws_protocol` does (snprintf rules:
+/// NUL-terminated when `cap > 0`, returns the full length). A header sent
+/// several times gives its values joined with ", ". Works for the 101 of an
+/// open socket (e.g. "Sec-WebSocket-Extensions", a server's own headers)
+/// and for a refusal ("WWW-Authenticate", "Retry-After", "Location").
+///
+/// An absent header writes "" and returns 0, like an empty one. To tell
+/// them apart, this function always sets `ws_last_status()`: `WS_OK` when
+/// the header is there (even empty), `WS_ERR_INVALID_ARGUMENT` when it is
+/// not (or no answer came yet), `WS_ERR_INVALID_HANDLE` for a bad handle.
+/// Any thread.
+#[no_mangle]
+pub extern "C" fn ws_response_header(
+    socket: ws_handle,
+    name: *const c_char,
+    buf: *mut c_char,
+    cap: usize,
+) -> usize {
+    boundary(|| {
+        let result = (|| {
+            let s = client::socket(socket)?;
+            // SAFETY: NULL or a NUL-terminated string valid during this call
+            // (the documented contract).
+            let name = unsafe { str_arg(name, "name", ErrorKind::InvalidArgument) }?;
+            let value = s.answer().and_then(|a| a.header(name));
+            let found = value.is_some();
+            // SAFETY: NULL (with cap 0) or `cap` writable bytes (the
+            // documented contract).
+            let len = unsafe { copy_bytes_out(value.as_deref().unwrap_or(b""), buf, cap) }?;
+            if found {
+                Ok(len)
+            } else {
+                Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("the handshake's answer has no header {name:?}"),
+                ))
+            }
+        })();
+        match result {
+            Ok(len) => {
+                set_last_error(WS_OK, "");
+                len
+            }
+            Err(e) => {
+                report(&e);
+                0
+            }
+        }
+    })
+}
+
+/// Copies the body of a refused handshake's answer (at most its first 64
+/// KiB, chunked encoding removed; read within the connect timeout) into
+/// `buf`: up to `cap` bytes, binary, not NUL-terminated. Returns the body's
+/// full length (call with cap 0, buf may be NULL, to size the buffer); 0
+/// when there is none (a 101, no answer yet) and for a bad handle. Any
+/// thread.
+#[no_mangle]
+pub extern "C" fn ws_response_body(socket: ws_handle, buf: *mut c_void, cap: usize) -> usize {
+    boundary(|| {
+        let result = client::socket(socket).and_then(|s| {
+            let answer = s.answer();
+            let body = answer.as_ref().map_or(&[][..], |a| a.body.as_slice());
+            // SAFETY: NULL (with cap 0) or `cap` writable bytes (the
+            // documented contract).
+            unsafe { copy_binary_out(body, buf, cap) }
+        });
+        match result {
+            Ok(len) => len,
+            Err(e) => {
+                report(&e);
+                0
+            }
+        }
+    })
 }

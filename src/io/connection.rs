@@ -27,7 +27,7 @@ use super::failure::{self, Failure};
 use super::handshake;
 use super::resolver::Resolver;
 use super::staging::StagingGuard;
-use super::stream::Stream;
+use super::stream::{AnswerSlot, Stream};
 use crate::deliver::Delivery;
 use crate::event::{lossy_cstring, CloseRecord};
 use crate::proxy::tunnel::{ConnectTunnel, Progress};
@@ -105,6 +105,8 @@ pub struct Connection {
     pub more_to_read: bool,
     /// Messages tungstenite has returned (of every kind).
     messages_taken: u64,
+    /// The answer to this connection's opening handshake, as it comes.
+    answer: AnswerSlot,
 }
 
 impl Connection {
@@ -121,6 +123,7 @@ impl Connection {
             detached: false,
             more_to_read: false,
             messages_taken: 0,
+            answer: AnswerSlot::default(),
         }
     }
 
@@ -265,7 +268,14 @@ impl Connection {
     /// handshake; both advance with readiness from here on. `first_bytes`
     /// were read from the connection already and come before the socket's.
     fn start_handshake(&mut self, ctx: &mut Ctx<'_>, tcp: TcpStream, first_bytes: Vec<u8>) {
-        let stream = match Stream::new(tcp, &self.socket.route, first_bytes, &self.socket.options) {
+        self.answer = AnswerSlot::default();
+        let stream = match Stream::new(
+            tcp,
+            &self.socket.route,
+            first_bytes,
+            &self.socket.options,
+            self.answer.clone(),
+        ) {
             Ok(stream) => stream,
             Err(e) => {
                 let failure = Failure::new(AsyncErrorKind::Tls, format!("TLS setup failed: {e}"));
@@ -295,13 +305,22 @@ impl Connection {
             Ok((ws, response)) => self.on_open(ctx, ws, &response),
             Err(HandshakeError::Interrupted(mid)) => self.phase = Phase::Handshaking(mid),
             Err(HandshakeError::Failure(e)) => {
+                self.keep_answer();
                 let failure = failure::handshake_failure(e, &self.socket.target.host);
                 self.fail(ctx, failure)
             }
         }
     }
 
+    /// Makes the handshake's answer (what came of it) the socket's, for
+    /// `ws_response_*` from the `open` or `error` callback on.
+    fn keep_answer(&self) {
+        let answer = crate::sync::lock(&self.answer).take();
+        self.socket.set_answer(answer);
+    }
+
     fn on_open(&mut self, ctx: &mut Ctx<'_>, mut ws: WebSocket<Stream>, response: &Response) {
+        self.keep_answer();
         let agreed = match handshake::agreed(response, &self.socket.options) {
             Ok(agreed) => agreed,
             Err(failure) => {
@@ -609,8 +628,12 @@ impl Connection {
     fn fail(&mut self, ctx: &mut Ctx<'_>, failure: Failure) {
         let reported = matches!(&self.phase, Phase::Open { closing, .. } if closing.is_failed());
         if !self.detached && !reported {
-            ctx.delivery
-                .error(&self.socket, failure.kind, &failure.message);
+            ctx.delivery.error(
+                &self.socket,
+                failure.kind,
+                &failure.message,
+                failure.http_status,
+            );
         }
         self.deadlines.stop_keepalive();
         self.deadlines.connect = None;
@@ -668,8 +691,28 @@ impl Connection {
         match self.deadlines.due(now) {
             Some(Due::Connect) => {
                 let ms = options.connect_timeout.as_millis();
-                let message = format!("connection not established within {ms} ms");
-                self.fail(ctx, Failure::new(AsyncErrorKind::Timeout, message));
+                let refused = crate::sync::lock(&self.answer)
+                    .as_ref()
+                    .filter(|a| a.status != 101)
+                    .map(|a| (a.status, a.reason.clone()));
+                let failure = match refused {
+                    // The refusal came, its body did not: the answer as far
+                    // as it came is still the best explanation.
+                    Some((status, reason)) => {
+                        self.keep_answer();
+                        let message = format!(
+                            "server answered HTTP {status} {reason} instead of 101 Switching \
+                             Protocols, and its body did not come within the connect timeout \
+                             ({ms} ms)"
+                        );
+                        Failure::new(AsyncErrorKind::Timeout, message).with_http_status(status)
+                    }
+                    None => Failure::new(
+                        AsyncErrorKind::Timeout,
+                        format!("connection not established within {ms} ms"),
+                    ),
+                };
+                self.fail(ctx, failure);
             }
             Some(Due::Close) => {
                 let ending = match &mut self.phase {

@@ -16,6 +16,8 @@ pub(super) struct Failure {
     pub kind: AsyncErrorKind,
     pub message: String,
     pub close_code: Option<CloseCode>,
+    /// The status of a refused handshake's answer.
+    pub http_status: Option<u16>,
 }
 
 impl Failure {
@@ -24,7 +26,13 @@ impl Failure {
             kind,
             message: message.into(),
             close_code: None,
+            http_status: None,
         }
+    }
+
+    pub fn with_http_status(mut self, status: u16) -> Failure {
+        self.http_status = Some(status);
+        self
     }
 }
 
@@ -65,6 +73,7 @@ pub(super) fn handshake_failure(e: tungstenite::Error, host: &str) -> Failure {
                     status.canonical_reason().unwrap_or("")
                 ),
             )
+            .with_http_status(status.as_u16())
         }
         E::Io(io) => Failure::new(
             AsyncErrorKind::Io,
@@ -111,6 +120,7 @@ pub(super) fn open_failure(e: tungstenite::Error) -> Failure {
                     kind: AsyncErrorKind::Protocol,
                     message: refused.message.clone(),
                     close_code: Some(CloseCode::from(refused.close_code)),
+                    http_status: None,
                 };
             }
             #[cfg(feature = "tls")]
@@ -129,6 +139,7 @@ pub(super) fn open_failure(e: tungstenite::Error) -> Failure {
         kind,
         message,
         close_code,
+        http_status: None,
     }
 }
 

@@ -7,10 +7,12 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
 
 use mio::net::TcpStream;
 
 use super::out_queue::OutQueue;
+use crate::answer::{Answer, AnswerReader};
 #[cfg(feature = "deflate")]
 use crate::framing::Inflate;
 use crate::framing::{Agreement, FrameTally};
@@ -143,6 +145,56 @@ impl Write for Transport {
     }
 }
 
+/// Where a connection finds the answer to its opening handshake once it
+/// came (in part, if its body is still awaited).
+pub type AnswerSlot = Arc<Mutex<Option<Answer>>>;
+
+/// Reads the answer to the opening handshake ahead of tungstenite, body
+/// included, and hands it on once whole (see `crate::answer`).
+struct Gate {
+    reader: AnswerReader,
+    handed: usize,
+    slot: AnswerSlot,
+}
+
+/// The transport as seen from above: first what the gate holds, then the
+/// transport itself.
+struct Source<'a> {
+    gate: &'a mut Option<Box<Gate>>,
+    transport: &'a mut Transport,
+}
+
+impl Read for Source<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(gate) = self.gate else {
+            return self.transport.read(buf);
+        };
+        while !gate.reader.is_complete() {
+            let mut chunk = [0u8; 4096];
+            match self.transport.read(&mut chunk) {
+                Ok(0) => gate.reader.end(),
+                Ok(n) => gate.reader.feed(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if let Some(answer) = gate.reader.answer() {
+                *crate::sync::lock(&gate.slot) = Some(answer);
+            }
+        }
+        let rest = &gate.reader.bytes()[gate.handed..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        gate.handed += n;
+        if gate.handed == gate.reader.bytes().len() {
+            *self.gate = None;
+            if n == 0 {
+                return self.transport.read(buf);
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// What tungstenite reads from and writes to: the transport, with the
 /// bytes waiting for it. tungstenite's writes always succeed here (what the
 /// socket does not take is queued), so frames wsembed encodes itself and
@@ -160,17 +212,21 @@ pub struct Stream {
     /// (the others read straight from the transport).
     #[cfg(feature = "deflate")]
     inflate: Option<Box<Inflate>>,
+    /// Until the handshake's answer has been handed on whole.
+    gate: Option<Box<Gate>>,
 }
 
 impl Stream {
     /// Wraps a connected TCP stream as the route says; `early` are bytes of
     /// the connection already read (past a proxy's answer). The TLS
-    /// handshake itself runs lazily inside the first reads and writes.
+    /// handshake itself runs lazily inside the first reads and writes. The
+    /// answer to the opening handshake goes to `answer` as it comes.
     pub fn new(
         tcp: TcpStream,
         route: &Route,
         early: Vec<u8>,
         options: &Options,
+        answer: AnswerSlot,
     ) -> io::Result<Stream> {
         let transport = Stream::transport_for(Tcp::new(tcp, early), route)?;
         let _ = options;
@@ -183,6 +239,11 @@ impl Stream {
             inflate: options
                 .deflate_offer()
                 .map(|_| Box::new(Inflate::new(options.max_message_size))),
+            gate: Some(Box::new(Gate {
+                reader: AnswerReader::default(),
+                handed: 0,
+                slot: answer,
+            })),
         })
     }
 
@@ -266,7 +327,7 @@ impl Stream {
             #[cfg(feature = "tls")]
             Transport::Tls(_) => return false,
         };
-        if self.tally_doubted {
+        if self.tally_doubted || self.gate.is_some() {
             return false;
         }
         #[cfg(feature = "deflate")]
@@ -299,13 +360,17 @@ impl Stream {
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut source = Source {
+            gate: &mut self.gate,
+            transport: &mut self.transport,
+        };
         #[cfg(feature = "deflate")]
         let n = match &mut self.inflate {
-            Some(inflate) => inflate.read(&mut self.transport, buf)?,
-            None => self.transport.read(buf)?,
+            Some(inflate) => inflate.read(&mut source, buf)?,
+            None => source.read(buf)?,
         };
         #[cfg(not(feature = "deflate"))]
-        let n = self.transport.read(buf)?;
+        let n = source.read(buf)?;
         self.tally.feed(&buf[..n]);
         Ok(n)
     }

@@ -334,7 +334,7 @@ mod tests {
         let l = Listeners::default();
         let dropped = Arc::new(AtomicUsize::new(0));
         l.record_open();
-        l.record_error(ErrorRecord::new(AsyncErrorKind::Io, "gone"));
+        l.record_error(ErrorRecord::new(AsyncErrorKind::Io, "gone", None));
         l.record_close(close_record(1006));
         let binds = [
             (EventKind::Close, 1),

@@ -11,8 +11,9 @@ mod listeners;
 mod outbox;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::answer::Answer;
 use crate::event::{message_len, EventKind, Listener, ListenerId, Queued};
 use crate::framing::{new_mask, Agreement, DataOpcode};
 #[cfg(feature = "deflate")]
@@ -74,6 +75,8 @@ pub(crate) struct Socket {
     protocol: OnceLock<String>,
     /// The server's `Sec-WebSocket-Extensions`, once open.
     extensions: OnceLock<String>,
+    /// The answer to the last opening handshake, once it came.
+    answer: Mutex<Option<Arc<Answer>>>,
     /// Set at open when permessage-deflate was agreed.
     #[cfg(feature = "deflate")]
     compressor: OnceLock<Compressor>,
@@ -102,6 +105,7 @@ impl Socket {
             outbox: Outbox::default(),
             protocol: OnceLock::new(),
             extensions: OnceLock::new(),
+            answer: Mutex::new(None),
             #[cfg(feature = "deflate")]
             compressor: OnceLock::new(),
             listeners: Listeners::default(),
@@ -123,6 +127,11 @@ impl Socket {
 
     pub fn extensions(&self) -> &str {
         self.extensions.get().map_or("", String::as_str)
+    }
+
+    /// The answer to the last opening handshake, if one came.
+    pub fn answer(&self) -> Option<Arc<Answer>> {
+        crate::sync::lock(&self.answer).clone()
     }
 
     pub fn url(&self) -> &str {
@@ -245,6 +254,10 @@ impl Socket {
 
     pub(crate) fn listeners(&self) -> &Listeners {
         &self.listeners
+    }
+
+    pub(crate) fn set_answer(&self, answer: Option<Answer>) {
+        *crate::sync::lock(&self.answer) = answer.map(Arc::new);
     }
 
     /// CONNECTING → OPEN with the server's chosen subprotocol and
