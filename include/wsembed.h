@@ -629,6 +629,25 @@ int ws_options_set_deflate_threshold(struct ws_options *options, size_t bytes);
 int ws_options_set_deflate_level(struct ws_options *options, int level);
 
 /**
+ * Follows up to `n` HTTP redirects (301, 302, 303, 307, 308) of the
+ * opening handshake; 0, the default, refuses them as browsers do (an
+ * `error` event `WS_ERR_HANDSHAKE` whose `http_status` is the 3xx, with
+ * `Location` readable through `ws_response_header`).
+ *
+ * A redirect's `Location` may be relative or absolute; `http://` and
+ * `https://` are read as `ws://` and `wss://`. A redirect from `wss://` to
+ * `ws://` is refused. When a redirect changes the host, the
+ * `Authorization` and `Cookie` headers added with `ws_options_add_header`
+ * are not sent to it (nor to any later hop). The connect timeout covers
+ * every hop together. One redirect more than `n` fails with
+ * `WS_ERR_HANDSHAKE` ("too many redirects"). `ws_url` gives where the
+ * redirects led. With `n` > 0 the TLS trust settings are loaded by
+ * `ws_open_ex` even for a `ws://` URL, so that a redirect to `wss://`
+ * needs no file read later.
+ */
+int ws_options_set_max_redirects(struct ws_options *options, uint32_t n);
+
+/**
  * Opens a WebSocket to `url` (`ws://` or `wss://`) with default options.
  *
  * Returns a handle in state CONNECTING at once, or 0 on a synchronous

@@ -25,6 +25,8 @@ pub struct Options {
     /// `None`: the IO thread runs them.
     pub dispatcher: Option<u64>,
     pub deflate: DeflateOptions,
+    /// HTTP redirects of the opening handshake to follow (0: refuse them).
+    pub max_redirects: u32,
 }
 
 /// permessage-deflate (RFC 7692): whether to offer it and how to use it.
@@ -106,6 +108,7 @@ impl Default for Options {
             proxy: None,
             dispatcher: None,
             deflate: DeflateOptions::default(),
+            max_redirects: 0,
         }
     }
 }

@@ -12,28 +12,75 @@ pub(crate) struct Route {
     pub proxy: Option<Proxy>,
     #[cfg(feature = "tls")]
     pub tls: Option<crate::tls::ClientTls>,
+    /// The trust settings, built at open for a socket that may be
+    /// redirected to a `wss://` URL: a redirect must not read certificate
+    /// files on the IO thread.
+    #[cfg(feature = "tls")]
+    tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Route {
     pub fn new(target: &Target, options: &Options) -> Result<Route> {
         let proxy = options.proxy.as_deref().map(Proxy::parse).transpose()?;
+        #[cfg(feature = "tls")]
+        let tls_config = if target.secure || options.max_redirects > 0 {
+            Some(crate::tls::client_config(&options.tls)?)
+        } else {
+            None
+        };
         if !target.secure {
             return Ok(Route {
                 proxy,
                 #[cfg(feature = "tls")]
                 tls: None,
+                #[cfg(feature = "tls")]
+                tls_config,
             });
         }
         #[cfg(feature = "tls")]
         return Ok(Route {
             proxy,
-            tls: Some(crate::tls::client_tls(&options.tls, &target.host)?),
+            tls: Some(crate::tls::client_tls(
+                tls_config.clone().expect("built for a secure target"),
+                &target.host,
+            )?),
+            tls_config,
         });
         #[cfg(not(feature = "tls"))]
         return Err(crate::status::Error::new(
             crate::status::ErrorKind::Unsupported,
             "wss:// needs TLS, which this build of wsembed lacks",
         ));
+    }
+
+    /// The route to the target of a redirect: the same proxy and trust
+    /// settings, TLS for the new host if it is `wss://`.
+    pub fn redirected(&self, target: &Target) -> Result<Route> {
+        #[cfg(feature = "tls")]
+        let mut route = self.clone();
+        #[cfg(not(feature = "tls"))]
+        let route = self.clone();
+        #[cfg(feature = "tls")]
+        {
+            route.tls = match (&self.tls_config, target.secure) {
+                (_, false) => None,
+                (Some(config), true) => Some(crate::tls::client_tls(config.clone(), &target.host)?),
+                (None, true) => {
+                    return Err(crate::status::Error::new(
+                        crate::status::ErrorKind::Unsupported,
+                        "no TLS settings were prepared for this socket",
+                    ))
+                }
+            };
+        }
+        #[cfg(not(feature = "tls"))]
+        if target.secure {
+            return Err(crate::status::Error::new(
+                crate::status::ErrorKind::Unsupported,
+                "wss:// needs TLS, which this build of wsembed lacks",
+            ));
+        }
+        Ok(route)
     }
 
     /// Where the TCP connection goes: the proxy if there is one (it reaches

@@ -160,13 +160,19 @@ fn build_config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
 /// The TLS settings for one `wss://` socket. Default options share one
 /// config; custom ones read their files now, on the caller's thread, so a
 /// bad CA file is a synchronous error and the IO thread never reads files.
-pub fn client_tls(options: &TlsOptions, host: &str) -> Result<ClientTls> {
+/// The trust settings for `options`: files are read here, on the caller's
+/// thread. The default settings are built once per process.
+pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
     static DEFAULT: OnceLock<Result<Arc<ClientConfig>>> = OnceLock::new();
-    let config = if options.is_default() {
-        DEFAULT.get_or_init(|| build_config(options)).clone()?
+    if options.is_default() {
+        DEFAULT.get_or_init(|| build_config(options)).clone()
     } else {
-        build_config(options)?
-    };
+        build_config(options)
+    }
+}
+
+/// TLS for one server name with prepared settings.
+pub fn client_tls(config: Arc<ClientConfig>, host: &str) -> Result<ClientTls> {
     let name = ServerName::try_from(host.to_owned()).map_err(|e| {
         Error::new(
             ErrorKind::InvalidUrl,

@@ -448,3 +448,74 @@ fn close_codes_are_judged_as_sent_under_tls_too() {
     assert_eq!(ws_free(h), WS_OK);
     ws_options_free(options);
 }
+
+/// A TLS server that answers every handshake with a 302 to `location`.
+fn tls_redirect_server(cert: &Leaf, location: String) -> Server {
+    let config = Arc::new(
+        ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der.clone()], key_der(&cert.key))
+            .unwrap(),
+    );
+    raw_server(move |tcp: TcpStream| {
+        let conn = ServerConnection::new(config.clone()).unwrap();
+        let mut tls = StreamOwned::new(conn, tcp);
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match std::io::Read::read(&mut tls, &mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let answer =
+            format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+        let _ = std::io::Write::write_all(&mut tls, answer.as_bytes());
+        let _ = std::io::Write::flush(&mut tls);
+        thread::sleep(Duration::from_millis(200));
+    })
+}
+
+#[test]
+fn redirects_go_from_ws_to_wss_but_never_from_wss_to_ws() {
+    let ca = ca("redirect CA");
+    let cert = leaf(&ca, &["127.0.0.1"], false);
+    let secure = tls_server(&cert, None);
+    // ws:// -> wss://: followed, with the trust settings loaded at open.
+    let plain = tls_free_redirect(format!("https://127.0.0.1:{}/", secure.port));
+    let o = options_with_ca_file(&ca, "redirect");
+    assert_eq!(ws_options_set_max_redirects(o, 1), WS_OK);
+    echo_once(&plain.url(), o);
+    ws_options_free(o);
+    // wss:// -> ws://: refused, though redirects are allowed.
+    let insecure = echo_server();
+    let downgrading = tls_redirect_server(&cert, insecure.url());
+    let o = options_with_ca_file(&ca, "redirect-down");
+    assert_eq!(ws_options_set_max_redirects(o, 5), WS_OK);
+    let r = Recorder::new();
+    let h = open_with(&wss_url(&downgrading), o);
+    ws_options_free(o);
+    r.bind_all(h);
+    let events = r.wait_close();
+    match &events[..] {
+        [Ev::Error(WS_ERR_HANDSHAKE, m), Ev::Close(1006, _, false)] => {
+            assert!(m.contains("from wss:// to ws://"), "{m}")
+        }
+        other => panic!("expected a refused redirect: {other:?}"),
+    }
+    assert_eq!(ws_response_status(h), 302);
+    assert_eq!(ws_free(h), WS_OK);
+}
+
+/// A plain server that answers every handshake with a 302 to `location`.
+fn tls_free_redirect(location: String) -> Server {
+    raw_server(move |mut tcp: TcpStream| {
+        read_request(&mut tcp);
+        let answer =
+            format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+        let _ = std::io::Write::write_all(&mut tcp, answer.as_bytes());
+        thread::sleep(Duration::from_millis(200));
+    })
+}

@@ -344,3 +344,26 @@ pub extern "C" fn ws_options_set_deflate_threshold(
 pub extern "C" fn ws_options_set_deflate_level(options: *mut ws_options, level: c_int) -> c_int {
     with_options(options, |o| o.set_deflate_level(level))
 }
+
+/// Follows up to `n` HTTP redirects (301, 302, 303, 307, 308) of the
+/// opening handshake; 0, the default, refuses them as browsers do (an
+/// `error` event `WS_ERR_HANDSHAKE` whose `http_status` is the 3xx, with
+/// `Location` readable through `ws_response_header`).
+///
+/// A redirect's `Location` may be relative or absolute; `http://` and
+/// `https://` are read as `ws://` and `wss://`. A redirect from `wss://` to
+/// `ws://` is refused. When a redirect changes the host, the
+/// `Authorization` and `Cookie` headers added with `ws_options_add_header`
+/// are not sent to it (nor to any later hop). The connect timeout covers
+/// every hop together. One redirect more than `n` fails with
+/// `WS_ERR_HANDSHAKE` ("too many redirects"). `ws_url` gives where the
+/// redirects led. With `n` > 0 the TLS trust settings are loaded by
+/// `ws_open_ex` even for a `ws://` URL, so that a redirect to `wss://`
+/// needs no file read later.
+#[no_mangle]
+pub extern "C" fn ws_options_set_max_redirects(options: *mut ws_options, n: u32) -> c_int {
+    with_options(options, |o| {
+        o.max_redirects = n;
+        Ok(())
+    })
+}

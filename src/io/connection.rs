@@ -31,8 +31,10 @@ use super::stream::{AnswerSlot, Stream};
 use crate::deliver::Delivery;
 use crate::event::{lossy_cstring, CloseRecord};
 use crate::proxy::tunnel::{ConnectTunnel, Progress};
+use crate::route::Route;
 use crate::socket::{CloseRequest, Socket};
 use crate::status::AsyncErrorKind;
+use crate::target::Target;
 
 /// Reads per turn: a peer that sends without pause must not starve the
 /// other sockets.
@@ -107,6 +109,14 @@ pub struct Connection {
     messages_taken: u64,
     /// The answer to this connection's opening handshake, as it comes.
     answer: AnswerSlot,
+    /// Where this connection goes: the socket's URL, or where redirects
+    /// led, and how.
+    target: Target,
+    route: Route,
+    redirects: u32,
+    /// A redirect changed the host: the caller's `Authorization` and
+    /// `Cookie` headers stay behind.
+    credentials_dropped: bool,
 }
 
 impl Connection {
@@ -114,6 +124,8 @@ impl Connection {
         let deadlines = Deadlines::connecting_until(now + socket.options.connect_timeout);
         Connection {
             token: Token(socket.handle as usize),
+            target: socket.target.clone(),
+            route: socket.route.clone(),
             socket,
             phase: Phase::Resolving,
             deadlines,
@@ -124,6 +136,8 @@ impl Connection {
             more_to_read: false,
             messages_taken: 0,
             answer: AnswerSlot::default(),
+            redirects: 0,
+            credentials_dropped: false,
         }
     }
 
@@ -142,7 +156,7 @@ impl Connection {
     // ----- connecting --------------------------------------------------
 
     pub fn start(&mut self, ctx: &mut Ctx<'_>) {
-        let (host, ip, port) = self.socket.route.first_hop(&self.socket.target);
+        let (host, ip, port) = self.route.first_hop(&self.target);
         match ip {
             Some(ip) => self.connect(ctx, VecDeque::from([SocketAddr::new(ip, port)])),
             None => ctx.resolver.resolve(self.socket.handle, host, port),
@@ -153,7 +167,7 @@ impl Connection {
         if !matches!(self.phase, Phase::Resolving) {
             return;
         }
-        let host = &self.socket.target.host;
+        let host = &self.target.host;
         match result {
             Ok(addrs) if !addrs.is_empty() => self.connect(ctx, addrs.into()),
             Ok(_) => self.fail(
@@ -228,9 +242,9 @@ impl Connection {
         }
         // Small messages go out at once; batching is done above the socket.
         let _ = stream.set_nodelay(true);
-        match &self.socket.route.proxy {
+        match &self.route.proxy {
             Some(proxy) => {
-                let target = &self.socket.target;
+                let target = &self.target;
                 let authority = match target.ip {
                     Some(IpAddr::V6(ip)) => format!("[{ip}]:{}", target.port),
                     _ => format!("{}:{}", target.host, target.port),
@@ -271,7 +285,7 @@ impl Connection {
         self.answer = AnswerSlot::default();
         let stream = match Stream::new(
             tcp,
-            &self.socket.route,
+            &self.route,
             first_bytes,
             &self.socket.options,
             self.answer.clone(),
@@ -282,17 +296,16 @@ impl Connection {
                 return self.fail(ctx, failure);
             }
         };
-        let request = match handshake::request(&self.socket.target, &self.socket.options) {
+        let keep_credentials = !self.credentials_dropped;
+        let request = match handshake::request(&self.target, &self.socket.options, keep_credentials)
+        {
             Ok(request) => request,
             Err(failure) => return self.fail(ctx, failure),
         };
         let config = handshake::config(&self.socket.options);
         match ClientHandshake::start(stream, request, Some(config)) {
             Ok(mid) => self.on_handshake_step(ctx, mid.handshake()),
-            Err(e) => {
-                let failure = failure::handshake_failure(e, &self.socket.target.host);
-                self.fail(ctx, failure)
-            }
+            Err(e) => self.on_handshake_failure(ctx, e),
         }
     }
 
@@ -304,12 +317,71 @@ impl Connection {
         match step {
             Ok((ws, response)) => self.on_open(ctx, ws, &response),
             Err(HandshakeError::Interrupted(mid)) => self.phase = Phase::Handshaking(mid),
-            Err(HandshakeError::Failure(e)) => {
-                self.keep_answer();
-                let failure = failure::handshake_failure(e, &self.socket.target.host);
-                self.fail(ctx, failure)
+            Err(HandshakeError::Failure(e)) => self.on_handshake_failure(ctx, e),
+        }
+    }
+
+    /// The handshake failed: a refusal, unless it is a redirect to follow.
+    fn on_handshake_failure(&mut self, ctx: &mut Ctx<'_>, e: tungstenite::Error) {
+        self.keep_answer();
+        if let tungstenite::Error::Http(response) = &e {
+            let status = response.status().as_u16();
+            if matches!(status, 301 | 302 | 303 | 307 | 308)
+                && self.socket.options.max_redirects > 0
+            {
+                return match self.follow(status, response.headers().get("Location")) {
+                    Ok(()) => self.start(ctx),
+                    Err(failure) => self.fail(ctx, failure),
+                };
             }
         }
+        let failure = failure::handshake_failure(e, &self.target.host);
+        self.fail(ctx, failure)
+    }
+
+    /// Points the connection at a redirect's `Location`: relative or
+    /// absolute, `http(s)` read as `ws(s)`, never from `wss` to `ws`; a
+    /// change of host leaves the caller's credentials behind. The connect
+    /// timeout keeps running over every hop.
+    fn follow(
+        &mut self,
+        status: u16,
+        location: Option<&tungstenite::http::HeaderValue>,
+    ) -> Result<(), Failure> {
+        let refuse =
+            |why: String| Failure::new(AsyncErrorKind::Handshake, why).with_http_status(status);
+        let max = self.socket.options.max_redirects;
+        if self.redirects >= max {
+            return Err(refuse(format!(
+                "too many redirects: the server answered HTTP {status} after {max} already followed"
+            )));
+        }
+        let location = location.and_then(|v| v.to_str().ok()).ok_or_else(|| {
+            refuse(format!(
+                "the server answered HTTP {status} without a usable Location"
+            ))
+        })?;
+        let next = redirect_target(&self.target, location).map_err(refuse)?;
+        if self.target.secure && !next.secure {
+            return Err(refuse(format!(
+                "refused a redirect from wss:// to ws:// ({location}): it would drop encryption"
+            )));
+        }
+        let route = self.route.redirected(&next).map_err(|e| {
+            refuse(format!(
+                "cannot follow the redirect to {location}: {}",
+                e.message
+            ))
+        })?;
+        if !next.host.eq_ignore_ascii_case(&self.target.host) {
+            self.credentials_dropped = true;
+        }
+        self.redirects += 1;
+        self.socket.set_redirected_to(next.url.as_str());
+        self.target = next;
+        self.route = route;
+        self.phase = Phase::Resolving;
+        Ok(())
     }
 
     /// Makes the handshake's answer (what came of it) the socket's, for
@@ -773,6 +845,63 @@ fn exchange(stream: &mut TcpStream, tunnel: &mut ConnectTunnel) -> Result<Option
         match tunnel.filled(n).map_err(|e| e.to_string())? {
             Progress::NeedMore => {}
             Progress::Established { leftover } => return Ok(Some(leftover)),
+        }
+    }
+}
+
+/// The target a redirect's `Location` names, read against the current URL.
+fn redirect_target(current: &Target, location: &str) -> Result<Target, String> {
+    let mut url = current
+        .url
+        .join(location)
+        .map_err(|e| format!("the redirect's Location {location:?} is not a URL: {e}"))?;
+    let scheme = match url.scheme() {
+        "ws" | "http" => "ws",
+        "wss" | "https" => "wss",
+        other => return Err(format!(
+            "the redirect's Location {location:?} has scheme {other:?}, not ws, wss, http or https"
+        )),
+    };
+    // Special schemes convert into each other (URL standard).
+    let _ = url.set_scheme(scheme);
+    url.set_fragment(None);
+    Target::parse(url.as_str()).map_err(|e| format!("cannot follow the redirect: {}", e.message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str) -> Target {
+        Target::parse(url).unwrap()
+    }
+
+    #[test]
+    fn redirects_resolve_against_the_current_url() {
+        let here = target("ws://example.org:9000/a/b?x=1");
+        let cases = [
+            ("/c", "ws://example.org:9000/c"),
+            ("c?y=2", "ws://example.org:9000/a/c?y=2"),
+            ("//other.net/d", "ws://other.net/d"),
+            ("http://other.net:8080/e#frag", "ws://other.net:8080/e"),
+            ("https://secure.net/f", "wss://secure.net/f"),
+            ("wss://secure.net:444/g", "wss://secure.net:444/g"),
+        ];
+        for (location, expected) in cases {
+            let next = redirect_target(&here, location).unwrap();
+            assert_eq!(next.url.as_str(), expected, "{location}");
+        }
+        let secure = target("wss://example.org/");
+        assert_eq!(
+            redirect_target(&secure, "/next").unwrap().url.as_str(),
+            "wss://example.org/next"
+        );
+        for bad in [
+            "ftp://example.org/",
+            "mailto:someone@example.org",
+            "http://",
+        ] {
+            assert!(redirect_target(&here, bad).is_err(), "{bad}");
         }
     }
 }

@@ -16,8 +16,13 @@ use crate::target::Target;
 const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// The GET request of the opening handshake, with the subprotocols and
-/// headers the options add.
-pub(super) fn request(target: &Target, options: &Options) -> Result<Request, Failure> {
+/// headers the options add; without `Authorization` and `Cookie` unless
+/// `keep_credentials` (a redirect to another host drops them).
+pub(super) fn request(
+    target: &Target,
+    options: &Options,
+    keep_credentials: bool,
+) -> Result<Request, Failure> {
     let bad = |what: String| Failure::new(AsyncErrorKind::Handshake, what);
     let mut request = target
         .url
@@ -36,6 +41,11 @@ pub(super) fn request(target: &Target, options: &Options) -> Result<Request, Fai
         headers.insert("Sec-WebSocket-Extensions", value);
     }
     for (name, value) in &options.headers {
+        let credential =
+            name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie");
+        if credential && !keep_credentials {
+            continue;
+        }
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|e| bad(format!("bad header name {name:?}: {e}")))?;
         let value = HeaderValue::from_str(value)
@@ -115,12 +125,31 @@ mod tests {
             ],
             ..Options::default()
         };
-        let request = request(&target, &options).unwrap();
+        let request = request(&target, &options, true).unwrap();
         assert_eq!(request.uri().to_string(), "ws://127.0.0.1:9/chat?room=1");
         let headers = request.headers();
         assert_eq!(headers["Sec-WebSocket-Protocol"], "v2.chat, v1.chat");
         let tokens: Vec<_> = headers.get_all("X-Token").iter().collect();
         assert_eq!(tokens, ["abc", "def"]);
+    }
+
+    #[test]
+    fn credentials_stay_behind_when_asked() {
+        let target = Target::parse("ws://127.0.0.1:9/").unwrap();
+        let options = Options {
+            headers: vec![
+                ("Authorization".into(), "Bearer x".into()),
+                ("cookie".into(), "a=1".into()),
+                ("X-Other".into(), "kept".into()),
+            ],
+            ..Options::default()
+        };
+        let with = request(&target, &options, true).unwrap();
+        assert_eq!(with.headers()["authorization"], "Bearer x");
+        let without = request(&target, &options, false).unwrap();
+        assert!(without.headers().get("authorization").is_none());
+        assert!(without.headers().get("cookie").is_none());
+        assert_eq!(without.headers()["x-other"], "kept");
     }
 
     #[test]
@@ -130,7 +159,7 @@ mod tests {
             headers: vec![("X-Bad".into(), "line\nbreak".into())],
             ..Options::default()
         };
-        let failure = request(&target, &options).unwrap_err();
+        let failure = request(&target, &options, true).unwrap_err();
         assert_eq!(failure.kind, AsyncErrorKind::Handshake);
         assert!(failure.message.contains("X-Bad") || failure.message.contains("x-bad"));
     }
@@ -162,7 +191,7 @@ mod tests {
         let target = Target::parse("ws://127.0.0.1:9/").unwrap();
         let mut options = Options::default();
         options.set_deflate(true).unwrap();
-        let request = request(&target, &options).unwrap();
+        let request = request(&target, &options, true).unwrap();
         assert_eq!(
             request.headers()["Sec-WebSocket-Extensions"],
             "permessage-deflate; client_max_window_bits"

@@ -77,6 +77,8 @@ pub(crate) struct Socket {
     extensions: OnceLock<String>,
     /// The answer to the last opening handshake, once it came.
     answer: Mutex<Option<Arc<Answer>>>,
+    /// The URL the last redirect led to.
+    redirected_to: Mutex<Option<String>>,
     /// Set at open when permessage-deflate was agreed.
     #[cfg(feature = "deflate")]
     compressor: OnceLock<Compressor>,
@@ -106,6 +108,7 @@ impl Socket {
             protocol: OnceLock::new(),
             extensions: OnceLock::new(),
             answer: Mutex::new(None),
+            redirected_to: Mutex::new(None),
             #[cfg(feature = "deflate")]
             compressor: OnceLock::new(),
             listeners: Listeners::default(),
@@ -134,8 +137,15 @@ impl Socket {
         crate::sync::lock(&self.answer).clone()
     }
 
-    pub fn url(&self) -> &str {
-        self.target.url.as_str()
+    /// The URL as parsed, or where redirects led.
+    pub fn url(&self) -> String {
+        crate::sync::lock(&self.redirected_to)
+            .clone()
+            .unwrap_or_else(|| self.target.url.to_string())
+    }
+
+    pub(crate) fn set_redirected_to(&self, url: &str) {
+        *crate::sync::lock(&self.redirected_to) = Some(url.to_owned());
     }
 
     pub fn is_freed(&self) -> bool {
