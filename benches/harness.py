@@ -40,6 +40,9 @@ FULL = dict(
     cg_counts=(1000, 2000),
     cg_stream_counts=(128, 384),
     strace_counts=(1000, 3000),
+    # Figure 6 streams its gigabyte at tens of MB/s (compression is most of
+    # the cost): three rounds take about 7 minutes.
+    deflate_reps=3,
 )
 QUICK = dict(
     reps=1,
@@ -55,6 +58,7 @@ QUICK = dict(
     cg_counts=(20, 60),
     cg_stream_counts=(8, 24),
     strace_counts=(20, 60),
+    deflate_reps=1,
 )
 
 CLIENT_TIMEOUT = 600
@@ -73,13 +77,13 @@ def pinned(cpu, argv):
 
 
 class Server:
-    """One echo server process (wsbench server), pinned to a CPU. It lives
-    while its stdin is open."""
+    """One echo server process (wsbench server, or `argv`: any program that
+    prints PORT <n> and lives while its stdin is open), pinned to a CPU."""
 
-    def __init__(self, wsbench, mode, cpu):
+    def __init__(self, wsbench, mode, cpu, argv=None):
         self.mode = mode
         self.proc = subprocess.Popen(
-            pinned(cpu, [wsbench, "server", "--mode", mode]),
+            pinned(cpu, argv or [wsbench, "server", "--mode", mode]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -116,8 +120,9 @@ class Server:
 
 def run_client(argv, cpu, server, env=None, label=""):
     """Runs one client pinned to `cpu`; returns its JSON result with the
-    server's CPU use over the client's life added."""
-    s0, t0 = server.cpu_seconds(), time.monotonic()
+    server's CPU use over the client's life added (none without a
+    server)."""
+    s0, t0 = server.cpu_seconds() if server else 0, time.monotonic()
     proc = subprocess.run(
         pinned(cpu, argv),
         capture_output=True,
@@ -125,7 +130,7 @@ def run_client(argv, cpu, server, env=None, label=""):
         timeout=CLIENT_TIMEOUT,
         env=env,
     )
-    t1, s1 = time.monotonic(), server.cpu_seconds()
+    t1, s1 = time.monotonic(), server.cpu_seconds() if server else float("nan")
     lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(
@@ -153,6 +158,8 @@ def fmt_num(v, kind):
         return "{:,.0f}".format(v)
     if kind == "gbps":
         return "{:.3f}".format(v)
+    if kind == "mbps":
+        return "{:.1f}".format(v)
     if kind == "ratio":
         return "{:.3f}".format(v)
     if kind == "pct":
@@ -214,6 +221,7 @@ class Bench:
         if opts.reps:
             self.p["reps"] = opts.reps
             self.p["scale_reps"] = max(1, min(opts.reps, self.p["scale_reps"]))
+            self.p["deflate_reps"] = opts.reps
         self.raw = []
         self.sections = []
         ncpu = os.cpu_count() or 1
@@ -349,7 +357,6 @@ class Bench:
         header += ["wsembed / tungstenite (target ≥ 0.95)", "wsembed / TCP", "tungstenite / TCP"]
         if "lws" in names:
             header.append("wsembed / libwebsockets")
-        header.append("dispatcher / IO-thread delivery")
         header += ["server CPU ({})".format(" / ".join(names)), "client CPU"]
         self.section(
             "### 2. Streaming: {} in {} KiB binary messages, window of {} in flight, echoed back\n\n".format(
@@ -586,6 +593,124 @@ class Bench:
             text += "\n\n" + overhead_table(per_fn, incl)
         self.section(text)
 
+    # 6: permessage-deflate
+
+    def fig_deflate(self):
+        p = self.p
+        count = p["stream_total"] // p["stream_msg"]
+        version = python_module_version("websockets.asyncio.server", "websockets")
+        peers = [("passthrough", "`wsbench server --deflate 1` (echoes the compressed frames verbatim)")]
+        peers.append(("python", "Python websockets{} (`compression=\"deflate\"`)".format(" " + version if version else "")))
+        names = [n for n, _ in peers if n != "python" or version] + ["codec"]
+        client = [
+            "stream", "--impl", "wsembed", "--size", p["stream_msg"], "--count", count,
+            "--window", p["stream_window"], "--warmup", 0, "--deflate", 1, "--data", "json", "--binary", 0,
+            "--max-secs", CLIENT_TIMEOUT,
+        ]
+        codec = self.wsbench("codec", "--size", p["stream_msg"], "--count", count, "--level", 6, "--window-bits", 15)
+        rows, codec_runs = [], []
+        for placement, ccpu, scpu in self.placements:
+            servers = {}
+            try:
+                servers["passthrough"] = Server(self.o.wsbench, "ws", scpu, [self.o.wsbench, "server", "--mode", "ws", "--deflate", "1"])
+                if "python" in names:
+                    servers["python"] = Server(None, "python", scpu, [sys.executable, os.path.join(HERE, "deflate_peer.py")])
+                results = {}
+                for r, order in rounds(p["deflate_reps"], names):
+                    for impl in order:
+                        log("deflate", placement, "round", r + 1, impl)
+                        if impl == "codec":
+                            # The codec has no peer: always one process on the client's CPU.
+                            res = run_client(codec, ccpu, None, label="codec")
+                            codec_runs.append(res)
+                        else:
+                            res = run_client(self.wsbench(*client[:3], "--port", servers[impl].port, *client[3:]),
+                                             ccpu, servers[impl], label="deflate " + impl)
+                            if res["extensions"] == "":
+                                raise RuntimeError("{} declined permessage-deflate".format(impl))
+                        res["mb_per_sec"] = res.get("mb_per_sec", res.get("gb_per_sec", 0) * 1000)
+                        # What other load on the CPU takes from a run slows
+                        # it but does not change its CPU time per byte.
+                        res["mb_per_cpu_sec"] = res["mb_per_sec"] / res["cpu_util"] if res["cpu_util"] else float("nan")
+                        results.setdefault(impl, {})[r] = self.record("deflate", placement, res)
+            finally:
+                for server in servers.values():
+                    server.stop()
+            for name, label in peers:
+                if name not in names:
+                    rows.append([placement, label] + ["not measured: websockets is not installed"] + ["-"] * 8)
+                    continue
+                runs = column(results, name, "mb_per_sec")
+                wire = lambda key: "{:,.1f} MB ({:.3f})".format(
+                    med(column(results, name, key)) / 1e6,
+                    med([x[key] / x["payload_bytes"] for x in results[name].values()]),
+                )
+                ratio = spread(ratios(results, name, "codec", "mb_per_sec"), "ratio")
+                per_cpu = spread(ratios(results, name, "codec", "mb_per_cpu_sec"), "ratio")
+                rows.append([
+                    placement, label, "`{}`".format(results[name][0]["extensions"]),
+                    spread(runs, "mbps"), wire("wire_out_bytes"), wire("wire_in_bytes"),
+                    spread(column(results, "codec", "mb_per_sec"), "mbps"),
+                    "**" + ratio + "**" if name == "passthrough" else ratio,
+                    per_cpu,
+                    fmt_num(med(column(results, name, "server_cpu_util")), "pct"),
+                    fmt_num(med(column(results, name, "cpu_util")), "pct"),
+                ])
+        header = [
+            "placement", "peer", "extensions agreed", "payload MB/s", "client → server on the wire (wire / payload)",
+            "server → client on the wire (wire / payload)", "codec alone MB/s (one process, CPU 0)",
+            "wsembed / codec alone (target ≥ 0.8)", "the same per CPU-second of the client", "server CPU", "client CPU",
+        ]
+        codec_col = lambda key: [x[key] for x in codec_runs]
+        # What the level costs: the codec alone at each level, on CPU 0,
+        # with an eighth of the data (it is one process, no peer).
+        level_rows = []
+        level_count = max(count // 8, 1)
+        for level in (0, 1, 6, 9):
+            log("deflate level", level)
+            runs = [
+                run_client(
+                    self.wsbench("codec", "--size", p["stream_msg"], "--count", level_count, "--level", level,
+                                 "--window-bits", 15),
+                    self.placements[0][1], None, label="codec level {}".format(level),
+                )
+                for _ in range(min(p["deflate_reps"], 3))
+            ]
+            level_rows.append([
+                str(level),
+                "{:.3f}".format(med([x["wire_out_bytes"] / x["payload_bytes"] for x in runs])),
+                spread([x["compress_mb_per_sec"] for x in runs], "mbps"),
+                spread([x["inflate_mb_per_sec"] for x in runs], "mbps"),
+            ])
+        self.section(
+            "### 6. Compression: permessage-deflate streaming, {} of JSON-like text in {} KiB text messages, "
+            "window of {} in flight, echoed back\n\n".format(
+                human_bytes(count * p["stream_msg"]), p["stream_msg"] >> 10, p["stream_window"]
+            )
+            + table(header, rows)
+            + "\n\nwsembed (C ABI) with `ws_options_set_deflate(o, true)` and the default level 6, sending from "
+            "its `message` callback as in figure 2, so compressing (inside `ws_send_text`) and inflating both run "
+            "on its IO thread; every echo compared byte for byte with what was sent. MB/s: payload bytes echoed per second (10^6 B/s), median "
+            "[min–max] of {} interleaved rounds. On the wire: TCP payload bytes of the client's connection "
+            "(TCP_INFO, opening handshake excluded), median. Codec alone (`wsbench codec`): the same messages "
+            "compressed and inflated by flate2 (zlib-rs) in one thread, level 6, 15-bit windows, raw deflate, "
+            "sync flush, context kept: {} MB/s, of which compressing alone runs at {} MB/s and inflating at "
+            "{} MB/s; it makes {:.3f} compressed bytes per payload byte. Ratio: median [min–max] of the per-round "
+            "ratios to the codec run of the same round; the target is for the passthrough peer, which leaves "
+            "wsembed's own cost; against the Python peer (its own zlib, 12-bit windows) it says how far that "
+            "peer holds the stream back. Per CPU-second: the same ratio of payload per second of the process's "
+            "CPU time (client: whole process), which time taken by other load on the CPU leaves unchanged.".format(
+                p["deflate_reps"], spread(codec_col("mb_per_sec"), "mbps"), spread(codec_col("compress_mb_per_sec"), "mbps"),
+                spread(codec_col("inflate_mb_per_sec"), "mbps"),
+                med([x["wire_out_bytes"] / x["payload_bytes"] for x in codec_runs]),
+            )
+            + "\n\nWhat the level (`ws_options_set_deflate_level`) costs on this data: the codec alone, "
+            "one process on CPU 0, {} of the same messages per run, median [min–max] of {} runs:\n\n".format(
+                human_bytes(level_count * p["stream_msg"]), min(p["deflate_reps"], 3)
+            )
+            + table(["level", "compressed / payload", "compress MB/s", "inflate MB/s"], level_rows)
+        )
+
 
 def is_rep_string(name):
     return bool(re.match(r"__(memset|memcpy|memmove)\w*", name))
@@ -783,6 +908,13 @@ def python_status(opts):
     return status
 
 
+def python_module_version(module, package):
+    """The version of `package` if `module` imports, else None."""
+    probe = "import importlib, sys; importlib.import_module(sys.argv[1]); import {} as m; print(m.__version__)".format(package)
+    proc = subprocess.run([sys.executable, "-c", probe, module], capture_output=True, text=True, timeout=60)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
 # ----- main ----------------------------------------------------------------------
 
 
@@ -800,7 +932,7 @@ def main():
     ap.add_argument("--python-path", default="", help="directory holding the wsembed Python package")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=0)
-    ap.add_argument("--only", default="", help="comma list of: rtt,stream,scale,python,callgrind")
+    ap.add_argument("--only", default="", help="comma list of: rtt,stream,scale,python,callgrind,deflate")
     ap.add_argument("--results", default="", help="write every run's raw JSON here")
     ap.add_argument("--keep", action="store_true", help="keep callgrind and strace files")
     ap.add_argument("--note", action="append", default=[], help="a line to print under the title")
@@ -813,6 +945,7 @@ def main():
         ("scale", bench.fig_scale),
         ("python", bench.fig_python),
         ("callgrind", bench.fig_callgrind),
+        ("deflate", bench.fig_deflate),
     ]
     only = set(filter(None, opts.only.split(",")))
     unknown = only - {name for name, _ in figures}

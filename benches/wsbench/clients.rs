@@ -9,9 +9,11 @@
 //!
 //! Every payload is copied once per send by every client (wsembed copies
 //! in `ws_send_*`; the others build an owned message), and every echo is
-//! checked for its length and first and last bytes.
+//! checked for its length and first and last bytes, or, for the deflate
+//! figure's JSON (`--data json`), compared byte for byte: there the bytes
+//! went through two codecs and an echo that did not inflate them.
 
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +24,7 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::Message;
 use wsembed::ffi::{self, ws_event, ws_handle};
 
-use crate::{alloc_counts, die, usage, watchdog, Args, Json, Usage};
+use crate::{alloc_counts, deflate, die, usage, watchdog, Args, Json, Usage};
 
 /// What a run asks for.
 #[derive(Clone, Copy)]
@@ -36,6 +38,11 @@ struct Plan {
     window: u64,
     /// tungstenite only: its read buffer size (0: its default).
     read_buffer: usize,
+    /// wsembed only: offer permessage-deflate (`--deflate 1`).
+    deflate: bool,
+    /// Send JSON-like text from a pool of distinct messages, each echo
+    /// compared in full (`--data json`), instead of one repeated payload.
+    json: bool,
 }
 
 impl Plan {
@@ -46,6 +53,15 @@ impl Plan {
     fn payload(&self) -> Vec<u8> {
         // Printable ASCII, so the same bytes are valid text.
         (0..self.size).map(|i| b'a' + (i % 26) as u8).collect()
+    }
+
+    /// The messages a JSON run cycles through (none otherwise).
+    fn pool(&self) -> Vec<Vec<u8>> {
+        if self.json {
+            deflate::json_messages(self.size, deflate::POOL)
+        } else {
+            Vec::new()
+        }
     }
 
     /// The next message of a tungstenite client: one copy of the payload,
@@ -74,6 +90,9 @@ impl Plan {
     }
 
     fn check(&self, payload: &[u8], echo: &[u8]) -> bool {
+        if self.json {
+            return echo == payload;
+        }
         echo.len() == payload.len()
             && echo.first() == payload.first()
             && echo.last() == payload.last()
@@ -96,7 +115,7 @@ fn mark() -> Mark {
     }
 }
 
-fn report(what: &str, implementation: &str, plan: &Plan, start: Mark, end: Mark) {
+fn report(what: &str, implementation: &str, plan: &Plan, start: Mark, end: Mark, extra: Json) {
     let secs = end.at.duration_since(start.at).as_secs_f64();
     let n = plan.count as f64;
     let cpu = end.usage.cpu - start.usage.cpu;
@@ -124,6 +143,7 @@ fn report(what: &str, implementation: &str, plan: &Plan, start: Mark, end: Mark)
             "alloc_bytes_per_msg",
             (end.allocs.1 - start.allocs.1) as f64 / n,
         )
+        .with(extra)
         .print();
 }
 
@@ -135,6 +155,12 @@ fn plan(args: &Args, default_size: u64, binary: bool, window: u64) -> Plan {
         count: args.num("count", 10_000).max(1),
         window: args.num("window", window).max(1),
         read_buffer: args.num("read-buffer", 0) as usize,
+        deflate: args.num("deflate", 0) != 0,
+        json: match args.str("data", "letters").as_str() {
+            "letters" => false,
+            "json" => true,
+            other => die(&format!("--data {other:?}: letters or json")),
+        },
     }
 }
 
@@ -147,24 +173,33 @@ pub fn rtt(args: &Args) {
 }
 
 /// `stream --impl wsembed|tungstenite|tcp --port P --size S --count N --window W`
+/// `[--deflate 1] [--data json] [--binary 0]`
 pub fn stream(args: &Args) {
     let plan = plan(args, 64 << 10, true, 16);
     run(args, "stream", &plan);
 }
 
 fn run(args: &Args, what: &str, plan: &Plan) {
-    watchdog(args.num("max-secs", 600), "client");
+    let max_secs = args.num("max-secs", 600);
+    watchdog(max_secs, "client");
     let port = args.num("port", 0);
     if port == 0 {
         die("--port is required");
     }
     let mut implementation = args.str("impl", "wsembed");
-    let (start, end) = match implementation.as_str() {
-        "wsembed" => wsembed_run(port, plan, false),
-        "wsembed-dispatch" => wsembed_run(port, plan, true),
-        "tungstenite" => tungstenite_run(port, plan),
-        "tungstenite-epoll" => tungstenite_epoll_run(port, plan),
-        "tcp" => tcp_run(port, plan),
+    if (plan.deflate || plan.json) && !implementation.starts_with("wsembed") {
+        die("--deflate and --data json are for --impl wsembed only");
+    }
+    // wsembed's run gives up before the watchdog fires, with its own
+    // message: at half its time (300 s by default).
+    let limit = Duration::from_secs(max_secs / 2);
+    let plain = |(start, end): (Mark, Mark)| (start, end, Json::default());
+    let (start, end, extra) = match implementation.as_str() {
+        "wsembed" => wsembed_run(port, plan, false, limit),
+        "wsembed-dispatch" => wsembed_run(port, plan, true, limit),
+        "tungstenite" => plain(tungstenite_run(port, plan)),
+        "tungstenite-epoll" => plain(tungstenite_epoll_run(port, plan)),
+        "tcp" => plain(tcp_run(port, plan)),
         other => die(&format!(
             "--impl {other:?}: wsembed, wsembed-dispatch, tungstenite, tungstenite-epoll or tcp"
         )),
@@ -172,7 +207,7 @@ fn run(args: &Args, what: &str, plan: &Plan) {
     if plan.read_buffer > 0 && implementation == "tungstenite" {
         implementation = format!("tungstenite-rb{}", plan.read_buffer);
     }
-    report(what, &implementation, plan, start, end);
+    report(what, &implementation, plan, start, end, extra);
 }
 
 // ----- wsembed, through the C ABI ------------------------------------------
@@ -181,6 +216,10 @@ fn run(args: &Args, what: &str, plan: &Plan) {
 struct Shared {
     plan: Plan,
     payload: Vec<u8>,
+    /// `--data json`: what is sent instead of `payload`, in turn.
+    pool: Vec<Vec<u8>>,
+    /// The server's port: which of the process's sockets is ours.
+    port: u16,
     sent: AtomicU64,
     received: AtomicU64,
     state: Mutex<Progress>,
@@ -193,6 +232,9 @@ struct Progress {
     end: Option<Mark>,
     closed: bool,
     failure: Option<String>,
+    /// The kernel's byte counts of the connection when it opened (deflate
+    /// runs only), so the handshake is not counted as payload.
+    wire_at_open: Option<(u64, u64)>,
 }
 
 impl Shared {
@@ -211,16 +253,28 @@ impl Shared {
         !timeout.timed_out()
     }
 
+    /// The message sent after `counter` others (echoes come back in the
+    /// order sent). Figures 1, 2 and 5 send one payload: their clients pay
+    /// one branch for the pool, not a load and an index.
+    fn payload(&self, counter: &AtomicU64) -> &[u8] {
+        if self.plan.json {
+            &self.pool[counter.load(Ordering::Relaxed) as usize & (deflate::POOL - 1)]
+        } else {
+            &self.payload
+        }
+    }
+
     /// Sends the next message if any is left; on the IO thread.
     fn send_next(&self, ws: ws_handle) {
         if self.sent.load(Ordering::Relaxed) >= self.plan.total() {
             return;
         }
+        let payload = self.payload(&self.sent);
         self.sent.fetch_add(1, Ordering::Relaxed);
         let status = if self.plan.binary {
-            ffi::ws_send_binary(ws, self.payload.as_ptr().cast(), self.payload.len())
+            ffi::ws_send_binary(ws, payload.as_ptr().cast(), payload.len())
         } else {
-            ffi::ws_send_text(ws, self.payload.as_ptr().cast(), self.payload.len())
+            ffi::ws_send_text(ws, payload.as_ptr().cast(), payload.len())
         };
         if status != ffi::WS_OK {
             let text = last_error();
@@ -248,6 +302,10 @@ unsafe fn shared<'a>(userdata: *mut c_void) -> &'a Shared {
 unsafe extern "C" fn on_open(ws: ws_handle, _event: *const ws_event, userdata: *mut c_void) {
     // SAFETY: bound with a live `Shared`.
     let s = unsafe { shared(userdata) };
+    if s.plan.deflate {
+        let counts = tcp_counts(s.port);
+        s.update(|p| p.wire_at_open = counts);
+    }
     if s.plan.warmup == 0 {
         let m = mark();
         s.update(|p| p.start = Some(m));
@@ -262,7 +320,8 @@ unsafe extern "C" fn on_message(ws: ws_handle, event: *const ws_event, userdata:
     let (s, event) = unsafe { (shared(userdata), &*event) };
     // SAFETY: a message event's data points to `len` bytes.
     let echo = unsafe { std::slice::from_raw_parts(event.data, event.len) };
-    if !s.plan.check(&s.payload, echo) || event.is_binary != s.plan.binary {
+    let sent = s.payload(&s.received);
+    if !s.plan.check(sent, echo) || event.is_binary != s.plan.binary {
         let len = event.len;
         s.update(|p| p.failure = Some(format!("bad echo: {len} bytes")));
         return;
@@ -298,10 +357,14 @@ unsafe extern "C" fn on_close(_ws: ws_handle, _event: *const ws_event, userdata:
 
 /// With `dispatch`, the socket is opened with a dispatcher and this (the
 /// main) thread runs its callbacks in `ws_dispatch`, as a host loop would.
-fn wsembed_run(port: u64, plan: &Plan, dispatch: bool) -> (Mark, Mark) {
+/// A deflate run also reports the extensions agreed and the bytes on the
+/// wire each way.
+fn wsembed_run(port: u64, plan: &Plan, dispatch: bool, limit: Duration) -> (Mark, Mark, Json) {
     let shared = Arc::new(Shared {
         plan: *plan,
         payload: plan.payload(),
+        pool: plan.pool(),
+        port: port as u16,
         sent: AtomicU64::new(0),
         received: AtomicU64::new(0),
         state: Mutex::new(Progress::default()),
@@ -318,6 +381,9 @@ fn wsembed_run(port: u64, plan: &Plan, dispatch: bool) -> (Mark, Mark) {
         None
     };
     let options = ffi::ws_options_new();
+    if plan.deflate && ffi::ws_options_set_deflate(options, true) != ffi::WS_OK {
+        die(&format!("ws_options_set_deflate: {}", last_error()));
+    }
     if let Some(d) = dispatcher {
         if ffi::ws_options_set_dispatcher(options, d) != ffi::WS_OK {
             die(&format!("ws_options_set_dispatcher: {}", last_error()));
@@ -357,7 +423,7 @@ fn wsembed_run(port: u64, plan: &Plan, dispatch: bool) -> (Mark, Mark) {
             }
         }
     };
-    let finished = wait(Duration::from_secs(300), &|p| {
+    let finished = wait(limit, &|p| {
         p.end.is_some() || p.failure.is_some() || p.closed
     });
     let progress = |f: &dyn Fn(&Progress) -> Option<String>| {
@@ -369,6 +435,27 @@ fn wsembed_run(port: u64, plan: &Plan, dispatch: bool) -> (Mark, Mark) {
     if !finished || progress(&|p| p.end.is_none().then(String::new)).is_some() {
         die("wsembed: the run did not finish");
     }
+    let mut extra = Json::default();
+    if plan.deflate {
+        let mut agreed = [0 as c_char; 256];
+        ffi::ws_extensions(ws, agreed.as_mut_ptr(), agreed.len());
+        // SAFETY: ws_extensions NUL-terminates within the buffer it is given.
+        let agreed = unsafe { CStr::from_ptr(agreed.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        // Every echo is in, and each carried the acknowledgement of what
+        // the server had read before it: the counts are final.
+        let at_open = progress_wire(&shared);
+        let (out, into) = match (at_open, tcp_counts(port as u16)) {
+            (Some(a), Some(b)) => ((b.0 - a.0) as f64, (b.1 - a.1) as f64),
+            _ => (f64::NAN, f64::NAN),
+        };
+        extra = extra
+            .str("extensions", &agreed)
+            .num("payload_bytes", (plan.count * plan.size as u64) as f64)
+            .num("wire_out_bytes", out)
+            .num("wire_in_bytes", into);
+    }
     ffi::ws_close(ws);
     wait(Duration::from_secs(10), &|p| p.closed);
     ffi::ws_free(ws);
@@ -377,7 +464,54 @@ fn wsembed_run(port: u64, plan: &Plan, dispatch: bool) -> (Mark, Mark) {
     }
     ffi::ws_shutdown();
     let p = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-    (p.start.expect("started"), p.end.expect("ended"))
+    (p.start.expect("started"), p.end.expect("ended"), extra)
+}
+
+fn progress_wire(shared: &Shared) -> Option<(u64, u64)> {
+    shared
+        .state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .wire_at_open
+}
+
+/// Bytes this process has sent (and had acknowledged) and received on its
+/// TCP connection to 127.0.0.1:`port`, as the kernel counts them
+/// (TCP_INFO): what crossed the wire, whatever wsembed made of the
+/// payload. wsembed does not hand out its socket, so it is found among the
+/// process's descriptors by its peer.
+fn tcp_counts(port: u16) -> Option<(u64, u64)> {
+    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<libc::c_int>() else {
+            continue;
+        };
+        // SAFETY: getpeername and getsockopt write at most the lengths
+        // given into structs we own; a descriptor that is not a socket
+        // (or closed meanwhile) only makes them fail.
+        unsafe {
+            let mut peer: libc::sockaddr_in = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            if libc::getpeername(fd, (&mut peer as *mut libc::sockaddr_in).cast(), &mut len) != 0
+                || peer.sin_family != libc::AF_INET as libc::sa_family_t
+                || u16::from_be(peer.sin_port) != port
+            {
+                continue;
+            }
+            let mut info: libc::tcp_info = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+            if libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            ) == 0
+            {
+                return Some((info.tcpi_bytes_acked, info.tcpi_bytes_received));
+            }
+        }
+    }
+    None
 }
 
 #[allow(non_camel_case_types)]

@@ -8,13 +8,16 @@
 //!   blocking tungstenite client;
 //! - `stream`: pipelined binary messages through wsembed, tungstenite or raw
 //!   TCP;
-//! - `scale`: thousands of sockets on wsembed's one IO thread.
+//! - `scale`: thousands of sockets on wsembed's one IO thread;
+//! - `codec`: permessage-deflate's compress and inflate alone, no sockets
+//!   (the yardstick of the deflate streaming figure).
 //!
 //! Each client prints one JSON line on stdout; `benches/harness.py` runs
 //! them interleaved and prints the table. Nothing here is a test: no
 //! timing is ever asserted.
 
 mod clients;
+mod deflate;
 mod scale;
 mod server;
 
@@ -204,6 +207,12 @@ impl Json {
         self
     }
 
+    /// Appends `other`'s fields.
+    pub fn with(mut self, other: Json) -> Json {
+        self.fields.extend(other.fields);
+        self
+    }
+
     pub fn print(self) {
         let body: Vec<String> = self
             .fields
@@ -233,7 +242,7 @@ fn main() {
     let Some(command) = argv.first().filter(|c| !c.starts_with("--")) else {
         eprintln!(
             "wsbench: run the benchmarks with `benches/run` (this is one of its programs: \
-             wsbench server|rtt|stream|scale --key value ...)"
+             wsbench server|rtt|stream|scale|codec --key value ...)"
         );
         return;
     };
@@ -246,6 +255,7 @@ fn main() {
         "rtt" => clients::rtt(&args),
         "stream" => clients::stream(&args),
         "scale" => scale::main(&args),
+        "codec" => deflate::codec(&args),
         other => die(&format!("unknown command {other:?}")),
     }
 }

@@ -11,6 +11,18 @@
 //!
 //! `--mode tcp`: echoes bytes.
 //!
+//! `--deflate 1` (ws mode): also accepts permessage-deflate, and echoes each
+//! compressed frame as it came (RSV1 and payload untouched), inflating
+//! nothing. That is a valid peer, not a shortcut: with the compressed
+//! payloads echoed verbatim, in order, and nothing else compressed, the
+//! server's outgoing stream is byte for byte the client's compressed
+//! stream, so it refers back only to data the client's inflater has just
+//! inflated, in the same order (the client's own messages), at distances
+//! the client's window allows. The answer makes that hold for any offer
+//! (`passthrough_answer`): the client's window is limited to the server's,
+//! and a server asked to drop its context makes the client drop its own.
+//! What remains is wsembed's own cost: the server's share is a copy.
+//!
 //! Prints `PORT <n>` once listening on 127.0.0.1, and exits when its stdin
 //! closes (the harness holds it open) or after `--max-secs`.
 
@@ -43,6 +55,8 @@ struct Conn {
     wpos: usize,
     upgraded: bool,
     raw: bool,
+    /// Accept permessage-deflate and echo compressed frames verbatim.
+    deflate: bool,
     /// A close frame was answered: hang up once it is written.
     closing: bool,
 }
@@ -105,6 +119,7 @@ pub fn main(args: &Args) {
         "tcp" => true,
         other => die(&format!("--mode {other:?}: ws or tcp")),
     };
+    let deflate = args.num("deflate", 0) != 0;
     watchdog(args.num("max-secs", 7200), "server");
     raise_nofile(args.num("max-conns", 20_000) + 64);
     let mut listener = listen(args.num("port", 0) as u16)
@@ -138,7 +153,7 @@ pub fn main(args: &Args) {
         }
         for event in events.iter() {
             if event.token() == LISTENER {
-                accept_all(&mut listener, &poll, &mut conns, &mut free, raw);
+                accept_all(&mut listener, &poll, &mut conns, &mut free, raw, deflate);
                 continue;
             }
             let id = event.token().0;
@@ -160,6 +175,7 @@ fn accept_all(
     conns: &mut Vec<Option<Conn>>,
     free: &mut Vec<usize>,
     raw: bool,
+    deflate: bool,
 ) {
     loop {
         let mut stream = match listener.accept() {
@@ -196,6 +212,7 @@ fn accept_all(
             wpos: 0,
             upgraded: raw,
             raw,
+            deflate,
             closing: false,
         });
     }
@@ -381,12 +398,17 @@ impl Conn {
             return buf.len() < HANDSHAKE_MAX;
         };
         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        let key = head.lines().find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("sec-websocket-key")
-                .then(|| value.trim().to_owned())
-        });
+        let header = |wanted: &str| {
+            head.lines()
+                .filter_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.trim()
+                        .eq_ignore_ascii_case(wanted)
+                        .then(|| value.trim().to_owned())
+                })
+                .collect::<Vec<String>>()
+        };
+        let key = header("sec-websocket-key").into_iter().next();
         let Some(key) = key else {
             self.wbuf
                 .extend_from_slice(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
@@ -394,15 +416,96 @@ impl Conn {
             return true;
         };
         let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let extensions = if self.deflate {
+            passthrough_answer(&header("sec-websocket-extensions").join(","))
+                .map(|answer| format!("Sec-WebSocket-Extensions: {answer}\r\n"))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         let answer = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extensions}\r\n"
         );
         self.wbuf.extend_from_slice(answer.as_bytes());
         self.rpos += end + 4;
         self.upgraded = true;
         self.process()
     }
+}
+
+/// The answer to the first permessage-deflate offer (of `offers`, the
+/// request's extension list) that a verbatim echo can honour, or `None`
+/// to decline them all.
+///
+/// The echo sends back the client's compressed stream as the server's, so
+/// that stream must meet the server's side of the agreement: its window
+/// no larger than `server_max_window_bits` (so the answer sets
+/// `client_max_window_bits` to it, which needs the client to have offered
+/// that parameter), and no reference to earlier messages if
+/// `server_no_context_takeover` was asked (so the answer makes the client
+/// drop its context too). Everything asked is granted, as RFC 7692 7.1
+/// requires, or the offer is declined.
+fn passthrough_answer(offers: &str) -> Option<String> {
+    'offers: for offer in offers.split(',') {
+        let mut parts = offer.split(';').map(str::trim);
+        if !parts
+            .next()
+            .is_some_and(|name| name.eq_ignore_ascii_case("permessage-deflate"))
+        {
+            continue;
+        }
+        // client_max_window_bits: None not offered, Some(None) offered
+        // without a value.
+        let mut client_bits: Option<Option<u8>> = None;
+        let mut server_bits: Option<u8> = None;
+        let (mut client_reset, mut server_reset) = (false, false);
+        for param in parts {
+            let (key, value) = match param.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim().trim_matches('"'))),
+                None => (param, None),
+            };
+            let bits = |v: Option<&str>| {
+                v.and_then(|v| v.parse::<u8>().ok())
+                    .filter(|b| (8..=15).contains(b))
+            };
+            match (key.to_ascii_lowercase().as_str(), value) {
+                ("client_max_window_bits", None) if client_bits.is_none() => {
+                    client_bits = Some(None)
+                }
+                ("client_max_window_bits", v) if client_bits.is_none() => match bits(v) {
+                    Some(b) => client_bits = Some(Some(b)),
+                    None => continue 'offers,
+                },
+                ("server_max_window_bits", v) if server_bits.is_none() => match bits(v) {
+                    Some(b) => server_bits = Some(b),
+                    None => continue 'offers,
+                },
+                ("client_no_context_takeover", None) if !client_reset => client_reset = true,
+                ("server_no_context_takeover", None) if !server_reset => server_reset = true,
+                _ => continue 'offers,
+            }
+        }
+        let mut answer = String::from("permessage-deflate");
+        if let Some(server) = server_bits {
+            // The client must compress within the server's window.
+            let Some(offered) = client_bits else {
+                continue;
+            };
+            let client = offered.unwrap_or(15).min(server);
+            answer.push_str(&format!(
+                "; server_max_window_bits={server}; client_max_window_bits={client}"
+            ));
+        }
+        if server_reset {
+            answer.push_str("; server_no_context_takeover");
+        }
+        if server_reset || client_reset {
+            answer.push_str("; client_no_context_takeover");
+        }
+        return Some(answer);
+    }
+    None
 }
 
 struct Frame {

@@ -28,27 +28,33 @@ pub struct Header {
 }
 
 impl Header {
+    #[inline]
     pub fn fin(&self) -> bool {
         self.bytes[0] & 0x80 != 0
     }
 
+    #[inline]
     pub fn rsv1(&self) -> bool {
         self.bytes[0] & 0x40 != 0
     }
 
     /// RSV2 or RSV3: no extension of ours gives them a meaning.
+    #[inline]
     pub fn other_rsv(&self) -> bool {
         self.bytes[0] & 0x30 != 0
     }
 
+    #[inline]
     pub fn opcode(&self) -> u8 {
         self.bytes[0] & 0x0F
     }
 
+    #[inline]
     pub fn is_control(&self) -> bool {
         self.bytes[0] & 0x08 != 0
     }
 
+    #[inline]
     pub fn masked(&self) -> bool {
         self.bytes[1] & 0x80 != 0
     }
@@ -126,6 +132,11 @@ impl Scanner {
     /// The next piece at the start of `bytes`, and how many of them it
     /// took. `None` once `bytes` is used up without completing a piece (a
     /// partial header is kept).
+    ///
+    /// Always inlined: the tally calls it for every read on every
+    /// connection, and inlined it costs the round trip about 60 fewer
+    /// instructions (callgrind), close to the tally's own loop of before.
+    #[inline(always)]
     pub fn next<'a>(&mut self, bytes: &'a [u8]) -> (usize, Option<Piece<'a>>) {
         match &mut self.position {
             Position::Head(matched) => {
