@@ -34,6 +34,8 @@ FULL = dict(
     stream_msg=64 << 10,
     stream_window=16,
     scale_sockets=10000,
+    # With deflate, each socket may hold ~300 KiB of compression contexts.
+    scale_deflate_sockets=1000,
     scale_reps=3,
     py_count=5000,
     py_warmup=500,
@@ -52,6 +54,7 @@ QUICK = dict(
     stream_msg=64 << 10,
     stream_window=16,
     scale_sockets=200,
+    scale_deflate_sockets=50,
     scale_reps=1,
     py_count=100,
     py_warmup=10,
@@ -401,6 +404,30 @@ class Bench:
                     "{:g}".format(sum(col("errors"))),
                 ]
             )
+        # The same with permessage-deflate agreed, fewer sockets (each holds
+        # compression contexts after its round of 16 KiB of JSON).
+        dn = p["scale_deflate_sockets"]
+        deflate_rows = []
+        for placement, ccpu, scpu in self.placements[:1]:
+            server = Server(self.o.wsbench, "ws", scpu,
+                            [self.o.wsbench, "server", "--mode", "ws", "--deflate", "1"])
+            try:
+                runs = []
+                for r in range(p["scale_reps"]):
+                    log("scale deflate", placement, "run", r + 1)
+                    res = run_client(self.wsbench("scale", "--port", server.port, "--sockets", dn,
+                                                  "--deflate", 1, "--size", 16384), ccpu, server)
+                    runs.append(self.record("scale-deflate", placement, res))
+                    time.sleep(0.5)
+            finally:
+                server.stop()
+            col = lambda key: [x[key] for x in runs]
+            deflate_rows.append([
+                placement, "{:,}".format(dn),
+                "**" + spread(col("rss_per_socket_kib"), "kib") + "**",
+                "**" + spread(col("rss_per_socket_after_round_kib"), "kib") + "**",
+                spread(col("round_secs"), "secs"), "{:g}".format(sum(col("errors"))),
+            ])
         header = [
             "placement", "sockets", "open all (s)", "opens/s",
             "RSS per idle socket, KiB (target ≤ 64)", "RSS per socket after the round, KiB",
@@ -414,6 +441,11 @@ class Bench:
             "before the first `ws_open` (main and the bench's watchdog) and with all sockets open: the "
             "difference is wsembed's (its IO thread; the two DNS threads start only for host names). "
             "The server is the same one-thread epoll echo server.".format(p["scale_reps"])
+            + "\n\nWith permessage-deflate agreed (`ws_options_set_deflate`, context takeover both ways, "
+            "the server `wsbench server --deflate 1`), the round being one 16 KiB JSON-like text message each:\n\n"
+            + table(["placement", "sockets", "RSS per idle socket, KiB (target ≤ 64)",
+                     "RSS per socket after the compressed round, KiB (target ≤ 400)",
+                     "round (s)", "errors"], deflate_rows)
         )
 
     # 4: Python

@@ -6,6 +6,12 @@
 //! Reports the time to open all, resident memory per idle socket (growth
 //! of VmRSS over the process before the first `ws_open`, divided by N),
 //! the thread count, and the time of the round.
+//!
+//! `--deflate 1` offers permessage-deflate (the server must agree: `server
+//! --deflate 1`) and `--size S` sets the round's message size (default 16;
+//! with deflate, JSON-like text that the compressor works on), so the RSS
+//! after the round shows what a socket keeps once its compression contexts
+//! exist.
 
 use std::ffi::{c_void, CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +30,9 @@ struct Counters {
     lock: Mutex<()>,
     changed: Condvar,
 }
+
+/// The round's message size, checked on every echo.
+static SIZE: AtomicU64 = AtomicU64::new(16);
 
 static COUNTERS: Counters = Counters {
     opened: AtomicU64::new(0),
@@ -48,7 +57,7 @@ unsafe extern "C" fn on_open(_: ws_handle, _: *const ws_event, goal: *mut c_void
 
 unsafe extern "C" fn on_message(_: ws_handle, event: *const ws_event, goal: *mut c_void) {
     // SAFETY: the event is valid during the call.
-    if unsafe { (*event).len } != 16 {
+    if unsafe { (*event).len } as u64 != SIZE.load(Ordering::Relaxed) {
         COUNTERS.errors.fetch_add(1, Ordering::Relaxed);
     }
     bump(&COUNTERS.received, goal);
@@ -106,7 +115,27 @@ pub fn main(args: &Args) {
     }
     let url = CString::new(format!("ws://127.0.0.1:{port}/")).expect("no NUL");
     let goal = n as usize as *mut c_void;
-    let payload = [b'x'; 16];
+    let deflate = args.num("deflate", 0) == 1;
+    let size = args.num("size", 16) as usize;
+    SIZE.store(size as u64, Ordering::Relaxed);
+    // Text a compressor has work to do on: records that repeat in shape.
+    let mut payload = String::with_capacity(size + 64);
+    let mut i = 0u64;
+    while payload.len() < size {
+        i = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        payload.push_str(&format!(
+            "{{\"id\":{},\"name\":\"user{}\"}},",
+            i % 100_000,
+            i % 977
+        ));
+    }
+    payload.truncate(size);
+    let options = ffi::ws_options_new();
+    if deflate && ffi::ws_options_set_deflate(options, true) != ffi::WS_OK {
+        die("this build has no deflate");
+    }
 
     let rss_before = proc_status("VmRSS");
     let threads_before = proc_status("Threads");
@@ -114,7 +143,7 @@ pub fn main(args: &Args) {
     let t0 = Instant::now();
     let mut handles = Vec::with_capacity(n as usize);
     for _ in 0..n {
-        let ws = ffi::ws_open(url.as_ptr());
+        let ws = ffi::ws_open_ex(url.as_ptr(), options);
         if ws == 0 {
             die("ws_open failed");
         }
@@ -131,7 +160,19 @@ pub fn main(args: &Args) {
             COUNTERS.errors.load(Ordering::Relaxed)
         ));
     }
+    ffi::ws_options_free(options);
     let open_secs = t0.elapsed().as_secs_f64();
+    if deflate {
+        let mut ext = [0 as std::os::raw::c_char; 128];
+        ffi::ws_extensions(handles[0], ext.as_mut_ptr(), ext.len());
+        // SAFETY: NUL-terminated within ext.
+        if unsafe { CStr::from_ptr(ext.as_ptr()) }
+            .to_bytes()
+            .is_empty()
+        {
+            die("the server declined permessage-deflate");
+        }
+    }
     let open_cpu = usage().cpu - cpu_before;
     // Idle: nothing moves; let the allocator and the kernel settle.
     std::thread::sleep(Duration::from_millis(300));
@@ -168,6 +209,8 @@ pub fn main(args: &Args) {
 
     Json::default()
         .str("bench", "scale")
+        .num("deflate", if deflate { 1.0 } else { 0.0 })
+        .num("size", size as f64)
         .str("impl", "wsembed")
         .num("sockets", n as f64)
         .num("open_secs", open_secs)

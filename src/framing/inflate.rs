@@ -25,6 +25,11 @@ use super::FramingError;
 
 /// Bytes read from the transport at a time.
 const READ_CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    /// Where every connection of the thread (the IO thread) reads into.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 /// Compressed bytes inflated per step: deflate expands at most about
 /// 1032 times, so one step makes at most about 1 MiB.
 const INFLATE_STEP: usize = 1024;
@@ -103,6 +108,7 @@ enum ErrorState {
 
 pub struct Inflate {
     scanner: Scanner,
+    /// Read and not yet used; usually empty.
     input: Vec<u8>,
     in_start: usize,
     in_end: usize,
@@ -194,41 +200,67 @@ impl Inflate {
                 Mode::Head | Mode::Inflating => {}
             }
             if self.in_start < self.in_end {
-                self.process();
+                // Left over from an earlier read (output filled up, or the
+                // head ended before it).
+                let input = std::mem::take(&mut self.input);
+                let used = self.process(&input[self.in_start..self.in_end]);
+                self.in_start += used;
+                self.input = input;
+                if self.in_start == self.in_end {
+                    self.input = Vec::new();
+                    self.in_start = 0;
+                    self.in_end = 0;
+                }
                 continue;
             }
-            if self.input.is_empty() {
-                self.input = vec![0; READ_CHUNK];
-            }
-            let n = src.read(&mut self.input)?;
-            if n == 0 {
+            // Read into the thread's buffer, not one per connection: an
+            // idle socket keeps none, and what is not used now is copied.
+            let ended = READ_BUFFER.with(|cell| -> io::Result<bool> {
+                let mut chunk = cell.borrow_mut();
+                if chunk.is_empty() {
+                    chunk.resize(READ_CHUNK, 0);
+                }
+                let n = src.read(&mut chunk)?;
+                if n == 0 {
+                    return Ok(true);
+                }
+                let used = self.process(&chunk[..n]);
+                if used < n {
+                    self.input = chunk[used..n].to_vec();
+                    self.in_start = 0;
+                    self.in_end = n - used;
+                }
+                Ok(false)
+            })?;
+            if ended {
                 return Ok(0);
             }
-            self.in_start = 0;
-            self.in_end = n;
         }
     }
 
-    /// Turns input into output until the input is used up, enough output
-    /// waits, or the head ended. Runs until the scanner has no piece left,
-    /// not until no byte is left: a frame with an empty payload ends with
-    /// a piece that takes no byte, and may be the last thing that came.
-    fn process(&mut self) {
+    /// Turns `input` into output until it is used up, enough output
+    /// waits, or the head ended; returns the bytes used. Runs until the
+    /// scanner has no piece left, not until no byte is left: a frame with
+    /// an empty payload ends with a piece that takes no byte, and may be
+    /// the last thing that came.
+    fn process(&mut self, input: &[u8]) -> usize {
+        let mut at = 0;
         while self.rw.out.len() < FRAME_CHUNK {
             if !matches!(self.rw.mode, Mode::Head | Mode::Inflating) {
-                return;
+                break;
             }
-            let mut end = self.in_end;
+            let mut end = input.len();
             if let FrameUse::Inflate { .. } = self.rw.frame {
-                end = end.min(self.in_start + INFLATE_STEP);
+                end = end.min(at + INFLATE_STEP);
             }
-            let (used, piece) = self.scanner.next(&self.input[self.in_start..end]);
-            self.in_start += used;
+            let (used, piece) = self.scanner.next(&input[at..end]);
+            at += used;
             match piece {
                 Some(piece) => self.rw.handle(piece),
-                None => return,
+                None => break,
             }
         }
+        at
     }
 }
 

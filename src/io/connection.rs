@@ -858,9 +858,11 @@ fn redirect_target(current: &Target, location: &str) -> Result<Target, String> {
     let scheme = match url.scheme() {
         "ws" | "http" => "ws",
         "wss" | "https" => "wss",
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "the redirect's Location {location:?} has scheme {other:?}, not ws, wss, http or https"
-        )),
+        ))
+        }
     };
     // Special schemes convert into each other (URL standard).
     let _ = url.set_scheme(scheme);
