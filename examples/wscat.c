@@ -16,6 +16,10 @@
  * Ctrl-C) wscat closes the connection with code 1000 and waits for the
  * close event.
  *
+ * A server that refuses the handshake with an HTTP status gets its status,
+ * its WWW-Authenticate, Retry-After and Location headers and its body
+ * printed to standard error after the error.
+ *
  * Exit status: 0 after a clean close, 1 when the connection could not be
  * opened or failed, or the close was not clean, 2 for bad arguments.
  *
@@ -110,10 +114,61 @@ static void on_message(ws_handle ws, const ws_event *event, void *userdata) {
     funlockfile(stdout);
 }
 
+/* Prints "wscat: Name: value" for a header of the handshake's answer, if
+ * the answer has it. */
+static void print_response_header(ws_handle ws, const char *name) {
+    size_t len = ws_response_header(ws, name, NULL, 0);
+    char *value;
+    if (ws_last_status() != WS_OK) /* absent (an empty one is WS_OK) */
+        return;
+    value = malloc(len + 1);
+    if (value == NULL)
+        return;
+    ws_response_header(ws, name, value, len + 1);
+    fprintf(stderr, "wscat: %s: %s\n", name, value);
+    free(value);
+}
+
+/* Prints what a server that refused the handshake said: its status, the
+ * headers that tell what to do next, and its body. A body with control
+ * characters (binary, or terminal escapes) is shown as a hex dump, as
+ * binary messages are. */
+static void print_refusal(ws_handle ws, int http_status) {
+    size_t len = ws_response_body(ws, NULL, 0), i;
+    unsigned char *body;
+    int printable = 1;
+    fprintf(stderr, "wscat: refused with HTTP %d\n", http_status);
+    print_response_header(ws, "WWW-Authenticate");
+    print_response_header(ws, "Retry-After");
+    print_response_header(ws, "Location");
+    if (len == 0 || (body = malloc(len)) == NULL)
+        return;
+    /* Once reported, the answer no longer changes: len still fits. */
+    ws_response_body(ws, body, len);
+    for (i = 0; i < len; i++)
+        if ((body[i] < 0x20 && body[i] != '\n' && body[i] != '\r' && body[i] != '\t') || body[i] == 0x7f)
+            printable = 0;
+    if (printable) {
+        fprintf(stderr, "wscat: body (%zu bytes):\n", len);
+        fwrite(body, 1, len, stderr);
+        if (body[len - 1] != '\n')
+            fputc('\n', stderr);
+    } else {
+        fprintf(stderr, "wscat: body: [binary, %zu bytes]", len);
+        for (i = 0; i < len; i++)
+            fprintf(stderr, " %02x", body[i]);
+        fputc('\n', stderr);
+    }
+    free(body);
+}
+
 static void on_error(ws_handle ws, const ws_event *event, void *userdata) {
-    (void)ws;
     (void)userdata;
+    flockfile(stderr);
     fprintf(stderr, "wscat: error: %s [%s]\n", event->reason, ws_strerror(event->error_code));
+    if (event->http_status != 0)
+        print_refusal(ws, event->http_status);
+    funlockfile(stderr);
     pthread_mutex_lock(&st.lock);
     st.failed = 1;
     pthread_mutex_unlock(&st.lock);

@@ -11,7 +11,8 @@
 #   - runs them again under valgrind memcheck (no invalid access, nothing
 #     definitely lost), as AddressSanitizer + UBSan builds and as
 #     ThreadSanitizer builds;
-#   - drives wscat through pipes: echo, binary, refused and bad URLs,
+#   - drives wscat through pipes: echo, binary, refused and bad URLs, a
+#     handshake refused with 401 or 503 (status, headers and body shown),
 #     headers and subprotocol, a server-side close, Ctrl-C, TLS options,
 #     compression (--deflate);
 #   - installs the library with examples/install.sh into a temporary prefix
@@ -156,6 +157,34 @@ asyncio.run(main())
 EOF
 start_server pyurl python3 "$out/wscat_server.py"
 
+cat >"$out/refusing_server.py" <<'EOF'
+# Refuses every WebSocket handshake, for wscat: /503 with Retry-After and a
+# binary body, anything else 401 with a challenge and a text body.
+import socket, threading
+
+ANSWERS = {
+    b"/503": b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 3\r\n\r\n\x00\x01\xff",
+    b"/401": b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="wscat"\r\n'
+             b"Content-Length: 28\r\n\r\nToken expired, sign in again",
+}
+
+def answer(conn):
+    with conn:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        conn.sendall(ANSWERS.get(request.split(b" ")[1], ANSWERS[b"/401"]))
+
+listener = socket.create_server(("127.0.0.1", 0))
+print("listening on ws://127.0.0.1:%d" % listener.getsockname()[1], flush=True)
+while True:
+    threading.Thread(target=answer, args=(listener.accept()[0],), daemon=True).start()
+EOF
+start_server refusing_url python3 "$out/refusing_server.py"
+
 # A port on 127.0.0.1 with nothing listening (bound, then released).
 refused=ws://127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')/
 
@@ -181,6 +210,7 @@ run_tests() {
     check "$label: examples/seed_example" timeout $limit "$@" "$out/$variant/seed_example" "$url" "Hello" "¡Hola! ✓"
     check "$label: tests/cpp/wrapper_test" timeout $limit "$@" "$out/$variant/wrapper_test" "$url" "$pyurl"
     check "$label: wscat through a pipe" wscat_pipe "$@" "$out/$variant/wscat"
+    check "$label: wscat prints an HTTP refusal" wscat_http_refusal "$@" "$out/$variant/wscat"
 }
 
 # wscat_pipe [PREFIX...] WSCAT: two lines in, their echoes out, a clean close.
@@ -190,6 +220,27 @@ wscat_pipe() {
     cat "$out/wscat.err"
     [ "$got" = $'first line\nsecond ✓\nno newline at the end' ] &&
         grep -q 'closed: code 1000, reason "", clean' "$out/wscat.err"
+}
+
+# wscat_http_refusal [PREFIX...] WSCAT: a 401 and a 503 answered instead of
+# 101: the status, the headers that say what to do and the body on
+# standard error, and exit status 1.
+wscat_http_refusal() {
+    local rc=0
+    timeout $limit "$@" "${refusing_url}/401" </dev/null 2>"$out/refusal.err" || rc=$?
+    cat "$out/refusal.err"
+    [ $rc = 1 ] && grep -q 'error: server answered HTTP 401 ' "$out/refusal.err" &&
+        grep -qx 'wscat: refused with HTTP 401' "$out/refusal.err" &&
+        grep -qx 'wscat: WWW-Authenticate: Bearer realm="wscat"' "$out/refusal.err" &&
+        grep -qx 'Token expired, sign in again' "$out/refusal.err" &&
+        grep -q 'closed: code 1006' "$out/refusal.err" || return 1
+    rc=0
+    timeout $limit "$@" "${refusing_url}/503" </dev/null 2>"$out/refusal.err" || rc=$?
+    cat "$out/refusal.err"
+    [ $rc = 1 ] && grep -qx 'wscat: refused with HTTP 503' "$out/refusal.err" &&
+        grep -qx 'wscat: Retry-After: 7' "$out/refusal.err" &&
+        grep -qx 'wscat: body: \[binary, 3 bytes\] 00 01 ff' "$out/refusal.err" &&
+        ! grep -q 'WWW-Authenticate' "$out/refusal.err"
 }
 
 echo "== plain builds"

@@ -39,6 +39,7 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -206,6 +207,11 @@ struct ErrorEvent {
     /** WS_ERR_DNS .. WS_ERR_IO. */
     int code;
     std::string message;
+    /** The HTTP status the server answered instead of 101 when it refused
+     * the handshake (401, 503...; `code` is then WS_ERR_HANDSHAKE, or
+     * WS_ERR_TIMEOUT if the answer's body did not come in time), else 0.
+     * SocketRef::response_header() and response_body() give the rest. */
+    int http_status = 0;
 };
 
 /** The `close` event, always a socket's last (copied, safe to keep). */
@@ -283,6 +289,56 @@ public:
     /** The URL as parsed. */
     std::string url() const { return copy_string(ws_url); }
 
+    /** The HTTP status of the server's answer to the opening handshake:
+     * 101 once open, a refusal's status (401, 403, 429, 503...), 0 while
+     * no answer has come (or none did: DNS, connect or TLS failures). The
+     * answer is there from the `open` or `error` callback on, until the
+     * socket is freed. */
+    int response_status() const {
+        const int status = ws_response_status(handle_);
+        if (status == 0)
+            ready_state(); /* 0 also means a bad handle: throw for it */
+        return status;
+    }
+
+    /** A header of that answer, in any letter case (a header sent several
+     * times gives its values joined with ", "), or std::nullopt when the
+     * answer has none or has not come. */
+    std::optional<std::string> response_header(std::string_view name) const {
+        const std::string n = detail::c_string(name, "header name");
+        for (;;) {
+            const std::size_t len = ws_response_header(handle_, n.c_str(), nullptr, 0);
+            if (!header_found())
+                return std::nullopt;
+            std::string out(len + 1, '\0');
+            const std::size_t now = ws_response_header(handle_, n.c_str(), &out[0], out.size());
+            if (!header_found())
+                return std::nullopt;
+            if (now <= len) {
+                out.resize(now);
+                return out;
+            }
+        }
+    }
+
+    /** The body of a refusal, as it came (binary-safe; at most its first
+     * 64 KiB); "" for a 101 or before an answer. */
+    std::string response_body() const {
+        for (;;) {
+            const std::size_t len = ws_response_body(handle_, nullptr, 0);
+            if (len == 0) {
+                ready_state();
+                return std::string();
+            }
+            std::string out(len, '\0');
+            const std::size_t now = ws_response_body(handle_, &out[0], out.size());
+            if (now <= len) {
+                out.resize(now);
+                return out;
+            }
+        }
+    }
+
     /** The C handle: for calls the wrapper does not cover. Not owned. */
     ws_handle capi() const noexcept { return handle_; }
 
@@ -290,6 +346,16 @@ protected:
     ws_handle handle_;
 
 private:
+    /* ws_response_header returns "" both for an empty header and for an
+     * absent one; its status, always set, tells them apart. */
+    static bool header_found() {
+        const int status = ws_last_status();
+        if (status == WS_ERR_INVALID_ARGUMENT)
+            return false;
+        detail::check(status);
+        return true;
+    }
+
     /* The getters return the full length, as snprintf: size, then copy,
      * and size again if the value grew in between (the subprotocol is set
      * when the socket opens). 0 also means a bad handle: tell them apart. */
@@ -460,7 +526,7 @@ inline void call_message(ws_handle socket, const ws_event *event, void *userdata
 }
 inline void call_error(ws_handle socket, const ws_event *event, void *userdata) noexcept {
     handoff_acquire();
-    const ErrorEvent error{event->error_code, std::string(event->reason)};
+    const ErrorEvent error{event->error_code, std::string(event->reason), event->http_status};
     (*static_cast<ErrorFn *>(userdata))(SocketRef(socket), error);
     handoff_release();
 }
@@ -566,6 +632,9 @@ public:
     using SocketRef::extensions;
     using SocketRef::protocol;
     using SocketRef::ready_state;
+    using SocketRef::response_body;
+    using SocketRef::response_header;
+    using SocketRef::response_status;
     using SocketRef::send;
     using SocketRef::send_binary;
     using SocketRef::url;

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <array>
@@ -26,6 +27,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -133,6 +135,60 @@ int refused_port() {
     return ntohs(addr.sin_port);
 }
 
+/* A server for one connection on 127.0.0.1: reads the request, writes
+ * `answer` (a refusal, say), then waits for the client to hang up. */
+class OneAnswerServer {
+public:
+    explicit OneAnswerServer(std::string answer) : answer_(std::move(answer)) {
+        listener_ = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        bind(listener_, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+        listen(listener_, 1);
+        getsockname(listener_, reinterpret_cast<sockaddr *>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+        /* accept() and recv() give up at the deadline, so a test that
+         * failed before connecting cannot hang the destructor's join. */
+        timeval deadline{static_cast<time_t>(test::deadline.count()), 0};
+        setsockopt(listener_, SOL_SOCKET, SO_RCVTIMEO, &deadline, sizeof deadline);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~OneAnswerServer() {
+        thread_.join();
+        ::close(listener_);
+    }
+    OneAnswerServer(const OneAnswerServer &) = delete;
+    OneAnswerServer &operator=(const OneAnswerServer &) = delete;
+
+    std::string url() const { return "ws://127.0.0.1:" + std::to_string(port_) + "/"; }
+
+private:
+    void serve() {
+        const int fd = accept(listener_, nullptr, nullptr);
+        if (fd < 0)
+            return;
+        timeval deadline{static_cast<time_t>(test::deadline.count()), 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &deadline, sizeof deadline);
+        std::string request;
+        char buf[4096];
+        ssize_t n = 0;
+        while (request.find("\r\n\r\n") == std::string::npos && (n = recv(fd, buf, sizeof buf, 0)) > 0)
+            request.append(buf, static_cast<std::size_t>(n));
+        for (std::size_t sent = 0; n > 0 && sent < answer_.size(); sent += static_cast<std::size_t>(n))
+            n = send(fd, answer_.data() + sent, answer_.size() - sent, MSG_NOSIGNAL);
+        while (recv(fd, buf, sizeof buf, 0) > 0) {
+        }
+        ::close(fd);
+    }
+
+    std::string answer_;
+    int listener_ = -1;
+    int port_ = 0;
+    std::thread thread_;
+};
+
 void echo_cycle() {
     Record rec;
     WebSocket ws(g_url, wsembed::Options().connect_timeout(20s).close_timeout(10s));
@@ -234,10 +290,76 @@ void exceptions() {
     refused.waiter.read([&] {
         CHECK(refused.opens == 0);
         CHECK(refused.errors.size() == 1 && refused.errors[0].code == WS_ERR_CONNECT);
+        CHECK(refused.errors.size() == 1 && refused.errors[0].http_status == 0);
         CHECK(refused.closes.size() == 1 && refused.closes[0].code == 1006 && !refused.closes[0].was_clean);
         return 0;
     });
     CHECK(throws(WS_ERR_INVALID_STATE, [&] { bad.send("x"); }));
+    /* No answer ever came: status 0 and no headers, without an exception. */
+    CHECK(bad.response_status() == 0);
+    CHECK(!bad.response_header("Server"));
+    CHECK(bad.response_body().empty());
+}
+
+void handshake_answer() {
+    /* A refusal: its status, headers (repeated, empty, absent) and a binary
+     * body, read in the error callback and after the close. */
+    const std::string body("Token expired.\0\xff", 16);
+    OneAnswerServer server("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"api\"\r\n"
+                           "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Empty:\r\nContent-Length: 16\r\n\r\n" +
+                           body);
+    int status_in_error = -1;
+    std::optional<std::string> challenge;
+    std::string body_in_error;
+    Record rec;
+    WebSocket ws(server.url());
+    /* Bound before watch's: done by the time the close is recorded. */
+    ws.on_error([&](SocketRef s, const ErrorEvent &) {
+        status_in_error = s.response_status();
+        challenge = s.response_header("www-authenticate");
+        body_in_error = s.response_body();
+    });
+    rec.watch(ws);
+    CHECK(rec.wait_close());
+    rec.waiter.read([&] {
+        CHECK(rec.opens == 0);
+        CHECK(rec.errors.size() == 1 && rec.errors[0].code == WS_ERR_HANDSHAKE);
+        CHECK(rec.errors.size() == 1 && rec.errors[0].http_status == 401);
+        CHECK(rec.closes.size() == 1 && rec.closes[0].code == 1006);
+        CHECK(status_in_error == 401);
+        CHECK(challenge == std::string("Bearer realm=\"api\""));
+        CHECK(body_in_error == body);
+        return 0;
+    });
+    CHECK(ws.response_status() == 401);
+    CHECK(ws.response_header("Set-Cookie") == std::string("a=1, b=2"));
+    CHECK(ws.response_header("x-empty") == std::string());
+    CHECK(!ws.response_header("Retry-After"));
+    CHECK(ws.response_body() == body);
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [&] { ws.response_header(std::string_view("a\0b", 3)); }));
+
+    /* A 101: the echo server's headers, read in the open callback. */
+    int status_in_open = -1;
+    std::optional<std::string> upgrade;
+    Record open_rec;
+    WebSocket open_ws(g_url);
+    open_ws.on_open([&](SocketRef s) {
+        status_in_open = s.response_status();
+        upgrade = s.response_header("UPGRADE");
+    });
+    open_rec.watch(open_ws);
+    CHECK(open_rec.wait_open());
+    open_rec.waiter.read([&] {
+        CHECK(status_in_open == 101);
+        CHECK(upgrade == std::string("websocket"));
+        return 0;
+    });
+    CHECK(open_ws.response_header("sec-websocket-accept").has_value());
+    CHECK(!open_ws.response_header("X-Not-Sent"));
+    CHECK(open_ws.response_body().empty());
+    open_ws.close(1000, "done");
+    CHECK(open_rec.wait_close());
+    CHECK(open_ws.response_status() == 101);
 }
 
 void move_semantics() {
@@ -255,6 +377,9 @@ void move_semantics() {
     CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.ready_state(); }));
     CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.protocol(); }));
     CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.extensions(); }));
+    CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.response_status(); }));
+    CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.response_header("Upgrade"); }));
+    CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.response_body(); }));
     CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { a.on_open([] {}); }));
     b.send("after the move");
     CHECK(rec.wait_messages(1));
@@ -485,6 +610,7 @@ int main(int argc, char **argv) {
         {"echo cycle", echo_cycle},
         {"exceptions", exceptions},
         {"move semantics", move_semantics},
+        {"handshake answer: refusal and 101", handshake_answer},
         {"destruction while messages flow", destruction_while_messages_flow},
         {"deflate options and extensions()", deflate},
         {"second translation unit", second_unit},

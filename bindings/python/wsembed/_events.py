@@ -59,18 +59,25 @@ class Event:
       peer's reason, and whether the closing handshake completed;
     - ``error_code`` and ``reason`` (error): one of ``WS_ERR_DNS`` ..
       ``WS_ERR_IO`` (see ``wsembed.errors``) and the library's message;
+    - ``status`` (error): the HTTP status the server answered instead of
+      101 when it refused the opening handshake (401, 503...; the socket's
+      ``response_headers`` and ``response_body`` give the rest of the
+      answer), else 0;
     - ``target``: the WebSocket the event belongs to.
     """
 
-    __slots__ = ("type", "data", "code", "reason", "wasClean", "error_code", "target")
+    __slots__ = ("type", "data", "code", "reason", "wasClean", "error_code", "status", "target")
 
-    def __init__(self, type, data=None, code=0, reason="", wasClean=False, error_code=0, target=None):
+    def __init__(
+        self, type, data=None, code=0, reason="", wasClean=False, error_code=0, target=None, status=0
+    ):
         self.type = type
         self.data = data
         self.code = code
         self.reason = reason
         self.wasClean = wasClean
         self.error_code = error_code
+        self.status = status
         self.target = target
 
     @classmethod
@@ -88,7 +95,11 @@ class Event:
             )
         if kind == _ffi.WS_EVENT_ERROR:
             return cls(
-                "error", reason=text(event.reason), error_code=event.error_code, target=target
+                "error",
+                reason=text(event.reason),
+                error_code=event.error_code,
+                target=target,
+                status=event.http_status,
             )
         return cls(KIND_NAMES.get(kind, "unknown"), target=target)
 
@@ -99,6 +110,8 @@ class Event:
             detail = " code={} reason={!r} wasClean={}".format(self.code, self.reason, self.wasClean)
         elif self.type == "error":
             detail = " error_code={} reason={!r}".format(self.error_code, self.reason)
+            if self.status:
+                detail += " status={}".format(self.status)
         else:
             detail = ""
         return "<Event {}{}>".format(self.type, detail)

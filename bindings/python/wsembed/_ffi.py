@@ -13,6 +13,7 @@ from ctypes import (
     c_bool,
     c_char_p,
     c_int,
+    c_int32,
     c_size_t,
     c_uint16,
     c_uint8,
@@ -79,6 +80,9 @@ class ws_event(Structure):
         ("reason", c_char_p),
         ("was_clean", c_bool),
         ("error_code", c_int),
+        ("attempt", c_uint32),
+        ("delay_ms", c_uint32),
+        ("http_status", c_int32),
     ]
 
 
@@ -146,6 +150,9 @@ SIGNATURES = {
     "ws_protocol": ([ws_handle, c_void_p, c_size_t], c_size_t),
     "ws_extensions": ([ws_handle, c_void_p, c_size_t], c_size_t),
     "ws_url": ([ws_handle, c_void_p, c_size_t], c_size_t),
+    "ws_response_status": ([ws_handle], c_int),
+    "ws_response_header": ([ws_handle, c_char_p, c_void_p, c_size_t], c_size_t),
+    "ws_response_body": ([ws_handle, c_void_p, c_size_t], c_size_t),
 }
 
 

@@ -7,7 +7,7 @@ import collections
 
 from . import _ffi
 from ._events import payload, text
-from .errors import ConnectionClosed
+from .errors import ConnectionClosed, InvalidStatus
 
 
 class CloseState:
@@ -31,7 +31,7 @@ class Inbox:
     def __init__(self):
         self.messages = collections.deque()
         self.opened = False
-        # (error_code, message) of the `error` event, if any.
+        # (error_code, message, HTTP status) of the `error` event, if any.
         self.error = None
         # (code, reason, was_clean) of the `close` event, once it came.
         self.closed = None
@@ -53,7 +53,7 @@ class Inbox:
         self.deliver(self.record_message, payload(event))
 
     def _on_error(self, event):
-        self.deliver(self.record_error, event.error_code, text(event.reason))
+        self.deliver(self.record_error, event.error_code, text(event.reason), event.http_status)
 
     def _on_close(self, event):
         self.deliver(self.record_close, event.code, text(event.reason), bool(event.was_clean))
@@ -70,8 +70,8 @@ class Inbox:
     def record_message(self, data):
         self.messages.append(data)
 
-    def record_error(self, error_code, message):
-        self.error = (error_code, message)
+    def record_error(self, error_code, message, http_status=0):
+        self.error = (error_code, message, http_status)
 
     def record_close(self, code, reason, was_clean):
         self.closed = (code, reason, was_clean)
@@ -81,10 +81,24 @@ class Inbox:
         """The connection opened or ended: ``connect`` may return."""
         return self.opened or self.closed is not None
 
-    def closed_exception(self):
-        """``ConnectionClosed`` describing how the connection ended."""
+    def closed_exception(self, native=None):
+        """``ConnectionClosed`` describing how the connection ended;
+        ``InvalidStatus`` for a refused handshake when given its socket
+        (not yet freed: the answer is read from it, and the exception keeps
+        it for the headers)."""
         code, reason, was_clean = self.closed or (1006, "", False)
-        error_code, message = self.error or (0, "")
+        error_code, message, http_status = self.error or (0, "", 0)
+        if http_status and native is not None:
+            return InvalidStatus(
+                http_status,
+                native.response_headers,
+                native.response_body,
+                code,
+                reason,
+                was_clean,
+                error_code,
+                message,
+            )
         return ConnectionClosed(code, reason, was_clean, error_code, message)
 
     @property

@@ -42,6 +42,20 @@ def _read_string(getter, handle):
     return buf.value.decode("utf-8", "replace")
 
 
+def _read_sized(get):
+    """The bytes of a getter that returns their full length, as snprintf:
+    ``get(buf, cap)``. Sized again if they grew in between."""
+    size = get(None, 0)
+    while True:
+        if size == 0:
+            return b""
+        buf = ctypes.create_string_buffer(size + 1)
+        full = get(buf, size + 1)
+        if full <= size:
+            return buf.raw[:full]
+        size = full
+
+
 def _open_failed():
     """The exception for ``ws_open_ex`` returning 0, from the status code
     and message the library recorded for this thread (``ws_last_status``,
@@ -68,6 +82,58 @@ def _as_buffer(data):
         return copy, len(copy)
     view = view.cast("B")
     return (ctypes.c_char * view.nbytes).from_buffer(view), view.nbytes
+
+
+class ResponseHeaders:
+    """The headers of the server's answer to the opening handshake (the
+    101 of an open socket, or a refusal's), as a read-only mapping from
+    name to value:
+
+    - names match in any letter case; a header sent several times reads as
+      its values joined with ", " (``"a=1, b=2"``);
+    - ``headers["Retry-After"]`` (``KeyError`` when absent),
+      ``headers.get(name, default=None)``, ``name in headers``;
+    - values are ``str``, decoded as ISO-8859-1 as ``http.client`` does
+      (``value.encode("latin-1")`` gives the bytes back).
+
+    It is not iterable and has no ``len()``: the library looks a header up
+    by name and cannot list them, so ask for the names you need. Each
+    lookup reads the socket, which this object keeps alive (as
+    ``evt.target`` does); once the socket is freed (``free()``, the end of
+    a ``with`` block, ``close()`` of the blocking and asyncio clients)
+    lookups raise ``InvalidStateError``.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native):
+        self._native = native
+
+    def __getitem__(self, name):
+        value = self._native.response_header(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def get(self, name, default=None):
+        value = self._native.response_header(name)
+        return default if value is None else value
+
+    def __contains__(self, name):
+        return isinstance(name, str) and self._native.response_header(name) is not None
+
+    def __iter__(self):
+        # Without this, Python would "iterate" by calling __getitem__(0),
+        # __getitem__(1)... and fail on a confusing TypeError.
+        raise TypeError(
+            "the handshake's headers cannot be listed (the library looks them up "
+            "by name): use headers[name], headers.get(name) or name in headers"
+        )
+
+    def __repr__(self):
+        return "<ResponseHeaders of {!r}, HTTP {}>".format(
+            self._native.url, self._native.response_status
+        )
 
 
 class NativeState:
@@ -101,6 +167,26 @@ class NativeState:
         """The URL as parsed, e.g. ``'ws://example.org/'``."""
         return self._native.url
 
+    @property
+    def response_status(self):
+        """The HTTP status of the server's answer to the opening handshake:
+        101 once open, the refusal's status (401, 403, 429, 503...), 0
+        while no answer has come (or if none did: DNS, connect or TLS
+        failures)."""
+        return self._native.response_status
+
+    @property
+    def response_headers(self):
+        """The headers of that answer: a read-only, case-insensitive
+        :class:`ResponseHeaders`, looked up by name (not iterable)."""
+        return self._native.response_headers
+
+    @property
+    def response_body(self):
+        """The body of a refusal (``bytes``, at most its first 64 KiB);
+        ``b""`` for a 101 or before an answer."""
+        return self._native.response_body
+
 
 class NativeSocket:
     """Owns one ``ws_handle``. Not public: see ``wsembed.websocket``.
@@ -119,6 +205,7 @@ class NativeSocket:
         "_url",
         "_protocol",
         "_extensions",
+        "_response",
         "_dispatcher",
         "_trampoline",
         "__weakref__",
@@ -155,6 +242,8 @@ class NativeSocket:
         self._url = _read_string(lib.ws_url, handle)
         self._protocol = None
         self._extensions = None
+        # (status, body) of the handshake's answer, kept once freed.
+        self._response = None
 
     @property
     def handle(self):
@@ -241,9 +330,12 @@ class NativeSocket:
         events; no callback runs after this returns (unless called from one
         of this socket's callbacks: then none after that one)."""
         if self._finalizer.alive:
-            # Kept for `protocol` and `extensions` after the handle is gone.
+            # Kept for `protocol`, `extensions`, `response_status` and
+            # `response_body` after the handle is gone (the headers cannot
+            # be listed, so they cannot be kept).
             self._protocol = _read_string(lib.ws_protocol, self._handle)
             self._extensions = _read_string(lib.ws_extensions, self._handle)
+            self._response = (self.response_status, self.response_body)
             self._finalizer()
 
     # ----- state --------------------------------------------------------
@@ -275,6 +367,49 @@ class NativeSocket:
     @property
     def url(self):
         return self._url
+
+    @property
+    def response_status(self):
+        if self._response is not None:
+            return self._response[0]
+        return lib.ws_response_status(self._handle)
+
+    @property
+    def response_body(self):
+        if self._response is not None:
+            return self._response[1]
+        handle = self._handle
+        return _read_sized(lambda buf, cap: lib.ws_response_body(handle, buf, cap))
+
+    @property
+    def response_headers(self):
+        # A new view each time: one kept here would make a reference cycle,
+        # and a socket in a cycle is freed only by the cyclic collector.
+        return ResponseHeaders(self)
+
+    def response_header(self, name):
+        """The value of header ``name`` of the handshake's answer, or None
+        when it has none. Raises ``InvalidStateError`` once freed."""
+        name_bytes = cstring(name, "header name")
+        handle = self._handle
+
+        def get(buf, cap):
+            length = lib.ws_response_header(handle, name_bytes, buf, cap)
+            # Read at once: it tells an absent header from an empty one.
+            status = lib.ws_last_status()
+            if status == _ffi.WS_ERR_INVALID_ARGUMENT:
+                raise KeyError(name)
+            if status == _ffi.WS_ERR_INVALID_HANDLE:
+                raise errors.InvalidStateError(
+                    status, "the socket is freed: its handshake answer is gone"
+                )
+            errors.check(status)
+            return length
+
+        try:
+            return _read_sized(get).decode("latin-1")
+        except KeyError:
+            return None
 
 
 def _at_exit():

@@ -32,7 +32,7 @@ from ._ffi import lib
 from ._events import payload
 from ._inbox import CloseState, Inbox
 from ._native import NativeSocket, NativeState
-from .errors import ConnectionClosed, QueueFullError
+from .errors import ConnectionClosed, InvalidStatus, QueueFullError
 
 __all__ = ["connect", "Connection"]
 
@@ -321,7 +321,12 @@ async def _open(url, protocols, headers, options):
         timeout = (options.get("connect_timeout") or _DEFAULT_CONNECT_TIMEOUT) + _GRACE
         await asyncio.wait_for(inbox.wait(lambda: inbox.settled), timeout)
         if not inbox.opened:
-            raise inbox.closed_exception()
+            raise inbox.closed_exception(native)
+    except InvalidStatus:
+        # Not freed: its headers are looked up in the socket, which the
+        # exception keeps until it is collected (and the loop's dispatcher
+        # with it).
+        raise
     except BaseException:
         native.free()
         raise
@@ -332,9 +337,11 @@ class connect:
     """Opens a WebSocket; ``await connect(url)`` returns a
     :class:`Connection` once it is open, and ``async with connect(url) as
     ws`` also closes it at the end. Takes the arguments and keyword options
-    of ``websocket.WebSocket``. Raises ``ConnectionClosed`` when the
-    connection fails, ``ValueError`` for a bad URL or option,
-    ``NotImplementedError`` for what this build lacks."""
+    of ``websocket.WebSocket``. Raises ``InvalidStatus`` (a
+    ``ConnectionClosed``) when the server refuses the handshake with an
+    HTTP status, ``ConnectionClosed`` when the connection fails otherwise,
+    ``ValueError`` for a bad URL or option, ``NotImplementedError`` for
+    what this build lacks."""
 
     def __init__(self, url, protocols=None, headers=None, **options):
         self._args = (url, protocols, headers, options)

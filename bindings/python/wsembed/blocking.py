@@ -18,7 +18,7 @@ import time
 from . import _callbacks, _options, _room
 from ._inbox import CloseState, Inbox
 from ._native import NativeSocket, NativeState
-from .errors import ConnectionClosed, QueueFullError
+from .errors import ConnectionClosed, InvalidStatus, QueueFullError
 
 __all__ = ["connect", "Connection"]
 
@@ -79,7 +79,7 @@ class Connection(NativeState, CloseState):
         if not inbox.wait(lambda: inbox.settled, self._connect_timeout + _GRACE):
             raise TimeoutError("no answer from {} in {} s".format(self.url, self._connect_timeout))
         if not inbox.opened:
-            raise inbox.closed_exception()
+            raise inbox.closed_exception(self._native)
 
     def recv(self, timeout=None):
         """The next message: ``str`` for text, ``bytes`` for binary.
@@ -161,13 +161,19 @@ class Connection(NativeState, CloseState):
 def connect(url, protocols=None, headers=None, **options):
     """Opens a WebSocket and waits until it is open; returns a
     :class:`Connection`. Takes the arguments and keyword options of
-    ``websocket.WebSocket``. Raises ``ConnectionClosed`` when the
-    connection fails (``status`` is the reason: ``WS_ERR_CONNECT``,
-    ``WS_ERR_HANDSHAKE``, ...), ``ValueError`` for a bad URL or option,
-    ``NotImplementedError`` for what this build lacks."""
+    ``websocket.WebSocket``. Raises ``InvalidStatus`` (a
+    ``ConnectionClosed``) when the server refuses the handshake with an
+    HTTP status (``status``, ``headers``, ``body``), ``ConnectionClosed``
+    when the connection fails otherwise (``status`` is the reason:
+    ``WS_ERR_CONNECT``, ``WS_ERR_HANDSHAKE``, ...), ``ValueError`` for a
+    bad URL or option, ``NotImplementedError`` for what this build lacks."""
     connection = Connection(url, protocols, headers, **options)
     try:
         connection._wait_open()
+    except InvalidStatus:
+        # Not freed: its headers are looked up in the socket, which the
+        # exception keeps until it is collected.
+        raise
     except BaseException:
         connection._native.free()
         raise

@@ -17,8 +17,14 @@ WS_ERR_INVALID_STATE,           InvalidStateError
 WS_ERR_INVALID_HANDLE
 WS_ERR_QUEUE_FULL               QueueFullError
 WS_ERR_DNS .. WS_ERR_IO         ConnectionClosed        ConnectionError
+WS_ERR_HANDSHAKE (an HTTP       InvalidStatus           ConnectionClosed
+answer other than 101)
 WS_ERR_INTERNAL                 WebSocketError
 ==============================  ======================  =============================
+
+:class:`InvalidStatus` is the one exception whose ``status`` is not a C
+code: it is the HTTP status of the server's refusal (401, 503...), as in
+``http.client`` and ``aiohttp``; its C code is in ``error_code``.
 
 The status codes are here by their C names (``errors.WS_ERR_CONNECT``).
 """
@@ -52,6 +58,7 @@ __all__ = [
     "InvalidStateError",
     "QueueFullError",
     "ConnectionClosed",
+    "InvalidStatus",
     "strerror",
     # The status codes.
     "WS_OK",
@@ -133,6 +140,36 @@ class ConnectionClosed(WebSocketError, ConnectionError):
         self.was_clean = was_clean
         self.error_code = error_code
         self.error = error
+
+
+class InvalidStatus(ConnectionClosed):
+    """The server refused the opening handshake: it answered with an HTTP
+    status other than 101 (as ``websockets.exceptions.InvalidStatus``).
+    Raised by ``wsembed.connect`` and ``wsembed.aio.connect``.
+
+    - ``status``: the HTTP status (401, 403, 429, 503, 302...). Unlike
+      other ``WebSocketError``s, not a C code: that is ``error_code``,
+      ``WS_ERR_HANDSHAKE`` (or ``WS_ERR_TIMEOUT`` when the answer's body
+      did not come within the connect timeout); ``status_name`` names it;
+    - ``headers``: the answer's headers, a read-only case-insensitive
+      mapping looked up by name (``e.headers.get("Retry-After")``; not
+      iterable, see ``wsembed._native.ResponseHeaders``). It reads them
+      from the refused socket, which the exception keeps (closed, holding
+      no connection) until it is collected;
+    - ``body``: the answer's body, ``bytes`` (at most its first 64 KiB);
+    - ``code``, ``reason``, ``was_clean``, ``error``: as for
+      ``ConnectionClosed`` (close code 1006).
+    """
+
+    def __init__(self, status, headers, body, code, reason, was_clean, error_code, error):
+        super().__init__(code, reason, was_clean, error_code, error)
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def status_name(self):
+        return _ffi.STATUS_NAMES.get(self.error_code, "unknown status {}".format(self.error_code))
 
 
 _CLASS_FOR_STATUS = {

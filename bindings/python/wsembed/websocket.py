@@ -161,6 +161,13 @@ class WebSocket(NativeState):
     ``dispatcher``: a :class:`Dispatcher` whose ``dispatch()`` runs this
     socket's callbacks, on the thread that calls it, instead of the IO
     thread. The dispatcher stays in use until the socket is freed.
+
+    The server's answer to the opening handshake is readable from the
+    ``open`` or ``error`` callback on: ``response_status`` (101 once open;
+    a refusal's status, also the ``error`` event's ``status``),
+    ``response_headers`` (case-insensitive, looked up by name) and
+    ``response_body`` (a refusal's body). The headers can be read until
+    the socket is freed; the status and body also after.
     """
 
     CONNECTING = CONNECTING
