@@ -467,6 +467,14 @@ public:
         detail::check(ws_options_set_proxy(options_, detail::c_string(http_proxy_url, "proxy URL").c_str()));
         return *this;
     }
+
+    /// Follows up to `n` HTTP redirects of the opening handshake (default 0:
+    /// a 3xx is refused). Never from wss:// to ws://; credentials stay
+    /// behind when the host changes. See ws_options_set_max_redirects.
+    Options &max_redirects(std::uint32_t n) {
+        detail::check(ws_options_set_max_redirects(options_, n));
+        return *this;
+    }
     /** Offers permessage-deflate compression (RFC 7692). The server may
      * decline: extensions() says what was agreed. */
     Options &deflate(bool offer) {

@@ -313,3 +313,25 @@ def test_aio_connect_reads_the_101(extra_headers_server):
             return ws.response_status, ws.response_headers["x-server"], ws.response_body
 
     assert run(main()) == (101, "test, again", b"")
+
+
+# ----- redirects -------------------------------------------------------------
+
+
+def test_redirects_are_refused_unless_allowed(refusing, python_server):
+    target = python_server.url("/")
+    ANSWERS["/302"] = [
+        "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\n\r\n".format(
+            target
+        ).encode()
+    ]
+    with pytest.raises(wsembed.InvalidStatus) as info:
+        wsembed.connect(refusing.url("/302"))
+    assert info.value.status == 302
+    assert info.value.headers["Location"] == target
+    with wsembed.connect(refusing.url("/302"), max_redirects=1) as ws:
+        assert ws.url == target
+        ws.send("followed")
+        assert ws.recv() == "followed"
+    with pytest.raises(ValueError):
+        wsembed.connect(refusing.url("/302"), max_redirects=-1)

@@ -119,6 +119,7 @@ SIGNATURES = {
     "ws_options_set_client_cert": ([_options, c_char_p, c_char_p], c_int),
     "ws_options_set_insecure_skip_verify": ([_options, c_bool], c_int),
     "ws_options_set_proxy": ([_options, c_char_p], c_int),
+    "ws_options_set_max_redirects": ([_options, c_uint32], c_int),
     "ws_options_set_dispatcher": ([_options, ws_dispatcher], c_int),
     "ws_options_set_deflate": ([_options, c_bool], c_int),
     "ws_options_set_deflate_params": ([_options, c_uint8, c_uint8, c_bool, c_bool], c_int),

@@ -335,6 +335,8 @@ class NativeSocket:
             # be listed, so they cannot be kept).
             self._protocol = _read_string(lib.ws_protocol, self._handle)
             self._extensions = _read_string(lib.ws_extensions, self._handle)
+            # Where redirects led, if they did.
+            self._url = _read_string(lib.ws_url, self._handle)
             self._response = (self.response_status, self.response_body)
             self._finalizer()
 
@@ -366,6 +368,9 @@ class NativeSocket:
 
     @property
     def url(self):
+        # Read again while the handle lives: redirects may have moved it.
+        if self._finalizer.alive:
+            return _read_string(lib.ws_url, self._handle)
         return self._url
 
     @property

@@ -38,6 +38,7 @@ OPTION_NAMES = (
     "client_cert",  # (cert_pem_path, key_pem_path) for mutual TLS
     "insecure_skip_verify",  # DANGEROUS: accept any certificate (tests only)
     "proxy",  # http://[user:pass@]host:port, an HTTP CONNECT proxy
+    "max_redirects",  # HTTP redirects of the handshake to follow, default 0
     "deflate",  # offer permessage-deflate (RFC 7692), default False
     "deflate_client_max_window_bits",  # 9..15 caps our window; default: the server picks
     "deflate_server_max_window_bits",  # 8..15 asks the server to cap its window
@@ -161,6 +162,12 @@ def _apply(options, protocols, headers, settings):
         errors.check(lib.ws_options_set_insecure_skip_verify(options, True))
     if given("proxy"):
         errors.check(lib.ws_options_set_proxy(options, cstring(settings["proxy"], "proxy")))
+    if given("max_redirects"):
+        errors.check(
+            lib.ws_options_set_max_redirects(
+                options, _integer(settings["max_redirects"], "max_redirects", 0, _UINT32_MAX)
+            )
+        )
     _apply_deflate(options, settings)
 
 

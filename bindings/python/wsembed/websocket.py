@@ -141,7 +141,9 @@ class WebSocket(NativeState):
     interval), ``max_message_size`` (64 MiB), ``max_send_queue`` (64 MiB),
     ``ca_file`` and ``ca_pem`` (extra trust roots), ``client_cert`` (a
     ``(cert_path, key_path)`` pair), ``insecure_skip_verify`` (DANGEROUS,
-    tests only), ``proxy`` (``http://host:port``). An option this build
+    tests only), ``proxy`` (``http://host:port``), ``max_redirects``
+    (HTTP redirects of the handshake to follow; 0, the default, refuses
+    them). An option this build
     lacks raises ``NotImplementedError``; a bad value ``ValueError``.
 
     Compression (permessage-deflate, RFC 7692): ``deflate=True`` offers
