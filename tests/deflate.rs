@@ -373,15 +373,7 @@ fn without_an_offer_nothing_is_offered_or_compressed() {
 /// write, and returns the request it read.
 fn answer(stream: &mut TcpStream, extensions: Option<&str>, then: &[u8]) -> String {
     let request = read_request(stream);
-    let key = request
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("sec-websocket-key")
-                .then(|| v.trim().to_owned())
-        })
-        .expect("a key");
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let accept = accept_key(&request);
     let mut head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
     );
@@ -395,22 +387,8 @@ fn answer(stream: &mut TcpStream, extensions: Option<&str>, then: &[u8]) -> Stri
     request
 }
 
-/// A server frame (unmasked).
 fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![first];
-    match payload.len() {
-        n if n < 126 => f.push(n as u8),
-        n if n <= 0xFFFF => {
-            f.push(126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(payload);
-    f
+    server_frame(first, payload)
 }
 
 /// Reads one client frame: (first byte, unmasked payload).

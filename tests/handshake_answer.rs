@@ -239,16 +239,7 @@ fn a_head_whose_body_never_comes_ends_at_the_connect_timeout_with_what_came() {
 #[test]
 fn the_101_headers_are_read_in_open() {
     let server = raw_server(|mut s| {
-        let request = read_request(&mut s);
-        let key = request
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("sec-websocket-key")
-                    .then(|| v.trim().to_owned())
-            })
-            .unwrap();
-        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let accept = accept_key(&read_request(&mut s));
         // A frame right behind the head, in the same write.
         let mut answer = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -488,23 +488,7 @@ mod tests {
     const HEAD: &[u8] =
         b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
 
-    /// A server frame (unmasked) with the given first byte and payload.
-    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![first];
-        match payload.len() {
-            n if n < 126 => f.push(n as u8),
-            n if n <= 0xFFFF => {
-                f.push(126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(payload);
-        f
-    }
+    use crate::framing::server_frame as frame;
 
     fn agreement(server_reset: bool) -> Agreement {
         Agreement {

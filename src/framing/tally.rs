@@ -122,23 +122,7 @@ mod tests {
     use std::io::{self, Read, Write};
     use tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
 
-    /// A server frame (unmasked) with the given first byte and payload.
-    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![first];
-        match payload.len() {
-            n if n < 126 => f.push(n as u8),
-            n if n <= 0xFFFF => {
-                f.push(126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(payload);
-        f
-    }
+    use crate::framing::server_frame as frame;
 
     /// Bytes that arrive in chunks; reads past the arrived part would block.
     struct Arriving {

@@ -120,9 +120,8 @@ pub fn read_request(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// Answers a raw handshake correctly, leaving the stream for raw frames.
-pub fn raw_handshake(stream: &mut TcpStream) {
-    let request = read_request(stream);
+/// The `Sec-WebSocket-Accept` answer to a raw request head's key.
+pub fn accept_key(request: &str) -> String {
     let key = request
         .lines()
         .find_map(|l| {
@@ -131,7 +130,31 @@ pub fn raw_handshake(stream: &mut TcpStream) {
                 .then(|| v.trim().to_owned())
         })
         .expect("a key");
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    tungstenite::handshake::derive_accept_key(key.as_bytes())
+}
+
+/// A server frame (unmasked) with the given first byte and payload.
+pub fn server_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![first];
+    match payload.len() {
+        n if n < 126 => f.push(n as u8),
+        n if n <= 0xFFFF => {
+            f.push(126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Answers a raw handshake correctly, leaving the stream for raw frames.
+pub fn raw_handshake(stream: &mut TcpStream) {
+    let request = read_request(stream);
+    let accept = accept_key(&request);
     write!(
         stream,
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
