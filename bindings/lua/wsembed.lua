@@ -26,6 +26,7 @@ into a Lua table. A callback gets an event table:
   evt.code, evt.reason, evt.wasClean   close (1005: no code; 1006: no
                 close frame); reason is also the message of an error
   evt.error_code, evt.error_name       error (WS_ERR_DNS .. WS_ERR_IO)
+  evt.status    error: the HTTP status of a refused handshake, else 0
 An error raised by a callback does not unwind through the C library
 (that would abort): it is caught, the other events go on, and dispatch()
 raises it once ws_dispatch has returned. Callbacks must not yield.
@@ -61,6 +62,9 @@ typedef struct ws_event {
   const char *reason;
   bool was_clean;
   int error_code;
+  uint32_t attempt;
+  uint32_t delay_ms;
+  int32_t http_status;
 } ws_event;
 typedef void (*ws_callback)(ws_handle socket, const struct ws_event *event, void *userdata);
 ws_dispatcher ws_dispatcher_new(void);
@@ -87,6 +91,9 @@ int ws_options_set_ca_file(struct ws_options *options, const char *pem_path);
 int ws_options_set_insecure_skip_verify(struct ws_options *options, bool skip);
 int ws_options_set_proxy(struct ws_options *options, const char *http_proxy_url);
 int ws_options_set_dispatcher(struct ws_options *options, ws_dispatcher dispatcher);
+int ws_options_set_deflate(struct ws_options *options, bool offer);
+int ws_options_set_max_redirects(struct ws_options *options, uint32_t n);
+bool ws_has_deflate(void);
 ws_handle ws_open_ex(const char *url, const struct ws_options *options);
 int ws_bind(ws_handle socket, ws_event_kind kind, ws_callback callback, void *userdata);
 int ws_unbind(ws_handle socket, ws_event_kind kind, ws_callback callback, void *userdata);
@@ -99,6 +106,8 @@ int ws_ready_state(ws_handle socket);
 size_t ws_buffered_amount(ws_handle socket);
 size_t ws_protocol(ws_handle socket, char *buf, size_t cap);
 size_t ws_url(ws_handle socket, char *buf, size_t cap);
+size_t ws_extensions(ws_handle socket, char *buf, size_t cap);
+int ws_response_status(ws_handle socket);
 ]]
 M._CDEF = CDEF
 
@@ -285,6 +294,10 @@ function M.version()
     return VERSION
 end
 
+function M.has_deflate()
+    return lib.ws_has_deflate()
+end
+
 function M.has_tls()
     return lib.ws_has_tls()
 end
@@ -335,6 +348,8 @@ local function make_event(ev, ws)
             reason = ffi.string(ev.reason),
             error_code = ev.error_code,
             error_name = STATUS_NAMES[ev.error_code],
+            -- The HTTP status of a refused handshake, else 0.
+            status = ev.http_status,
             target = ws,
         }
     end
@@ -415,6 +430,17 @@ local getters = {
     protocol = function(ws)
         local handle = handles[ws._key]
         return handle and read_string(lib.ws_protocol, handle) or ws._protocol or ""
+    end,
+    -- The extensions the server agreed to ("permessage-deflate; ..."), "" if none.
+    extensions = function(ws)
+        local handle = handles[ws._key]
+        return handle and read_string(lib.ws_extensions, handle) or ws._extensions or ""
+    end,
+    -- The HTTP status of the server's answer to the handshake: 101 once
+    -- open, a refusal's status (401, 503...), 0 if none came.
+    response_status = function(ws)
+        local handle = handles[ws._key]
+        return handle and tonumber(lib.ws_response_status(handle)) or ws._response_status or 0
     end,
 }
 
@@ -548,6 +574,8 @@ function WebSocket:free()
     local handle = handles[self._key]
     if handle then
         self._protocol = read_string(lib.ws_protocol, handle)
+        self._extensions = read_string(lib.ws_extensions, handle)
+        self._response_status = tonumber(lib.ws_response_status(handle))
         release(self._key)
     end
 end
@@ -564,6 +592,10 @@ local OPTIONS = {
     proxy = { "ws_options_set_proxy" },
     ca_file = { "ws_options_set_ca_file" },
     insecure_skip_verify = { "ws_options_set_insecure_skip_verify" },
+    -- Offer permessage-deflate (true/false); the server may decline.
+    deflate = { "ws_options_set_deflate" },
+    -- HTTP redirects of the handshake to follow (default 0: refused).
+    max_redirects = { "ws_options_set_max_redirects", 1, 0xFFFFFFFF },
 }
 
 local function configure(opts, protocols, options)
@@ -590,7 +622,7 @@ local function configure(opts, protocols, options)
             end
             local scale = setter[2]
             if scale then
-                local max = scale == 1 and 2 ^ 53 or 0xFFFFFFFF
+                local max = setter[3] or (scale == 1 and 2 ^ 53 or 0xFFFFFFFF)
                 if type(value) ~= "number" then
                     bad_argument(name .. " must be a number")
                 end

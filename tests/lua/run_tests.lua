@@ -241,6 +241,39 @@ test("text echo, state and attributes", function()
     ws:close() -- closing a closed socket does nothing
 end)
 
+test("deflate: agreed by Python websockets, 300 KB of text echoed", function()
+    assert(websocket.has_deflate(), "this build has deflate")
+    local ws = websocket.WebSocket(PY_URL .. "/", nil, { deflate = true })
+    local rec = record(ws)
+    wait_until(rec.opened, "open")
+    assert(ws.extensions:match("^permessage%-deflate"), "extensions: " .. ws.extensions)
+    eq(ws.response_status, 101, "response_status once open")
+    local parts = {}
+    for i = 1, 10000 do
+        parts[i] = ('{"id":%d,"name":"user%d"},'):format(i, i % 97)
+    end
+    local text = table.concat(parts)
+    ws:send(text)
+    wait_until(function()
+        return #rec.of("message") == 1
+    end, "the echo")
+    eq(rec.of("message")[1].data, text, "echo")
+    ws:close()
+    wait_until(rec.closed, "close")
+    ws:free()
+    assert(ws.extensions:match("^permessage%-deflate"), "extensions after free")
+    -- Not offered: nothing agreed.
+    local plain = websocket.WebSocket(PY_URL .. "/")
+    local prec = record(plain)
+    wait_until(prec.opened, "open")
+    eq(plain.extensions, "", "extensions without the offer")
+    plain:close()
+    wait_until(prec.closed, "close")
+    raises(function()
+        websocket.WebSocket(ECHO_URL, nil, { max_redirects = -1 })
+    end, websocket.WS_ERR_INVALID_ARGUMENT)
+end)
+
 test("subprotocol and headers options", function()
     local ws = websocket.WebSocket(PY_URL .. "/protocol", { "nope", "superchat" })
     local rec = record(ws)
