@@ -82,7 +82,7 @@ impl AnswerReader {
     pub fn answer(&self) -> Option<Answer> {
         let (head_len, answer, body) = self.head.as_ref()?;
         let mut answer = answer.clone();
-        if answer.status != 101 {
+        if has_body(answer.status) {
             let raw = &self.bytes[*head_len..];
             answer.body = match body {
                 Body::Chunked => dechunk(raw),
@@ -116,7 +116,7 @@ impl AnswerReader {
             return;
         };
         let raw = &self.bytes[*head_len..];
-        self.complete = answer.status == 101
+        self.complete = !has_body(answer.status)
             || match body {
                 Body::Length(n) => raw.len() >= *n,
                 Body::Chunked => raw.len() >= MAX_BODY || chunks_end(raw),
@@ -128,6 +128,13 @@ impl AnswerReader {
     pub fn end(&mut self) {
         self.complete = true;
     }
+}
+
+/// 1xx (101 included), 204 and 304 answers have no body (RFC 9110 6.4.1):
+/// waiting for one would hold a keep-alive server's refusal until the
+/// connect timeout.
+fn has_body(status: u16) -> bool {
+    !(100..200).contains(&status) && status != 204 && status != 304
 }
 
 fn find_head_end(bytes: &[u8]) -> Option<usize> {
@@ -284,6 +291,20 @@ mod tests {
         big.feed(&vec![b'x'; 70_000]);
         assert!(big.is_complete());
         assert_eq!(big.answer().unwrap().body.len(), MAX_BODY);
+    }
+
+    #[test]
+    fn answers_without_a_body_are_complete_at_their_head() {
+        for head in [
+            &b"HTTP/1.1 204 No Content\r\n\r\n"[..],
+            b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+        ] {
+            let mut r = AnswerReader::default();
+            r.feed(head);
+            assert!(r.is_complete(), "{}", String::from_utf8_lossy(head));
+            assert!(r.answer().unwrap().body.is_empty());
+        }
     }
 
     #[test]
