@@ -519,3 +519,67 @@ fn tls_free_redirect(location: String) -> Server {
         thread::sleep(Duration::from_millis(200));
     })
 }
+
+/// permessage-deflate inside TLS: Python `websockets` (compression on by
+/// default) over Python's `ssl`, with a private CA made here.
+#[cfg(feature = "deflate")]
+#[test]
+fn deflate_over_wss_against_python_websockets() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let ca = ca("deflate CA");
+    let cert = leaf(&ca, &["127.0.0.1"], false);
+    let crt = temp_file("deflate-server.pem", &cert.pem);
+    let key = temp_file("deflate-server.key", &cert.key.serialize_pem());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/servers/python_echo_server.py"
+    );
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg("--tls")
+        .arg(&crt)
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("the Python server said {line:?}"));
+
+    let o = options_with_ca_file(&ca, "deflate");
+    assert_eq!(ws_options_set_deflate(o, true), WS_OK);
+    let r = Recorder::new();
+    let h = open_with(&format!("wss://127.0.0.1:{port}/"), o);
+    ws_options_free(o);
+    r.bind_all(h);
+    r.wait_open();
+    let mut ext = [0 as std::os::raw::c_char; 128];
+    ws_extensions(h, ext.as_mut_ptr(), ext.len());
+    // SAFETY: NUL-terminated within ext.
+    let ext = unsafe { std::ffi::CStr::from_ptr(ext.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    assert!(ext.starts_with("permessage-deflate"), "{ext}");
+    let text: String = (0..40_000).map(|i| format!("{{\"n\":{i}}},")).collect();
+    for _ in 0..3 {
+        assert_eq!(send_text(h, &text), WS_OK);
+    }
+    let got = r.wait_messages(3);
+    assert!(got.iter().all(|(d, b)| !b && d == text.as_bytes()));
+    assert_eq!(ws_close(h), WS_OK);
+    let events = r.wait_close();
+    assert_protocol_order(&events);
+    assert_eq!(ws_free(h), WS_OK);
+    drop(child.stdin.take());
+    let _ = child.kill();
+    let _ = child.wait();
+}
