@@ -196,6 +196,15 @@ fn step(rng: &mut Rng) {
             if let Some(&d) = w.dispatchers.get(rng.below(3) as usize) {
                 assert_eq!(ws_options_set_dispatcher(options, d), WS_OK);
             }
+            // Some offer compression (the server declines it, so the
+            // inflating layer passes everything through) or allow redirects.
+            if rng.below(3) == 0 {
+                let s = ws_options_set_deflate(options, true);
+                assert!(s == WS_OK || s == WS_ERR_UNSUPPORTED, "{s}");
+            }
+            if rng.below(4) == 0 {
+                assert_eq!(ws_options_set_max_redirects(options, 2), WS_OK);
+            }
             let h = ws_open_ex(w.url.as_ptr(), options);
             ws_options_free(options);
             assert_ne!(h, 0);
@@ -271,6 +280,23 @@ fn step(rng: &mut Rng) {
                 assert!(buf.contains(&0), "NUL-terminated");
             }
             let _ = ws_protocol(h, ptr::null_mut(), 0);
+            let _ = ws_extensions(h, buf.as_mut_ptr(), buf.len());
+            let status = ws_response_status(h);
+            assert!(status == 0 || status == 101, "{status}");
+            // The answer's accessors, with NULLs and short buffers.
+            let names = [c"upgrade".as_ptr(), c"X-Missing".as_ptr(), ptr::null()];
+            let name = names[rng.below(3) as usize];
+            let _ = ws_response_header(h, name, buf.as_mut_ptr(), buf.len());
+            if name.is_null() {
+                assert!(
+                    [WS_ERR_INVALID_ARGUMENT, WS_ERR_INVALID_HANDLE].contains(&ws_last_status()),
+                    "{}",
+                    ws_last_status()
+                );
+            }
+            let mut body = vec![0u8; rng.below(8) as usize];
+            assert_eq!(ws_response_body(h, body.as_mut_ptr().cast(), body.len()), 0);
+            let _ = ws_response_body(h, ptr::null_mut(), 1);
         }
         17 => {
             // Arguments that must be refused whatever the handle.
