@@ -22,6 +22,26 @@ use super::scan::MAX_HEADER;
 #[cfg(feature = "deflate")]
 pub(crate) const RSV1: u8 = 0x40;
 
+/// The mask bit of a header's second byte: set on every client frame.
+pub(crate) const MASKED: u8 = 0x80;
+
+/// Appends a frame header up to its length (RFC 6455 5.2): `first` is the
+/// FIN/RSV/opcode byte, `mask_bit` `MASKED` or 0 (a server's frame); the
+/// mask key, if any, is the caller's to append.
+#[inline]
+pub(crate) fn push_header(out: &mut Vec<u8>, first: u8, mask_bit: u8, len: usize) {
+    out.push(first);
+    if len < 126 {
+        out.push(mask_bit | len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        out.push(mask_bit | 126);
+        out.extend_from_slice(&len.to_be_bytes());
+    } else {
+        out.push(mask_bit | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
 /// Appends one final, masked frame carrying `payload` to `out`; `flags` is
 /// 0, or `RSV1` for a compressed payload.
 pub fn append_frame(
@@ -32,17 +52,7 @@ pub fn append_frame(
     mask: [u8; 4],
 ) {
     out.reserve(MAX_HEADER + payload.len());
-    out.push(0x80 | flags | opcode as u8);
-    let len = payload.len();
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if let Ok(len) = u16::try_from(len) {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&len.to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
+    push_header(out, 0x80 | flags | opcode as u8, MASKED, payload.len());
     out.extend_from_slice(&mask);
     let start = out.len();
     out.extend_from_slice(payload);

@@ -19,6 +19,7 @@ use std::io::{self, Read};
 use flate2::{Decompress, FlushDecompress, Status};
 
 use super::compress::TAIL;
+use super::encode::push_header;
 use super::negotiate::Agreement;
 use super::scan::{Header, Piece, Scanner, OPCODE_BINARY, OPCODE_CONTINUE, OPCODE_TEXT};
 use super::FramingError;
@@ -462,17 +463,8 @@ impl Rewriter {
         };
         let op = if *started { OPCODE_CONTINUE } else { *opcode };
         *started = true;
-        let len = self.pending.len();
-        self.out.push(if fin { 0x80 } else { 0 } | op);
-        if len < 126 {
-            self.out.push(len as u8);
-        } else if let Ok(short) = u16::try_from(len) {
-            self.out.push(126);
-            self.out.extend_from_slice(&short.to_be_bytes());
-        } else {
-            self.out.push(127);
-            self.out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
+        let first = if fin { 0x80 } else { 0 } | op;
+        push_header(&mut self.out, first, 0, self.pending.len());
         self.out.extend_from_slice(&self.pending);
         self.pending.clear();
     }

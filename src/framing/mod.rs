@@ -57,18 +57,8 @@ impl std::error::Error for FramingError {}
 /// the unit tests of the incoming side.
 #[cfg(test)]
 pub(crate) fn server_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![first];
-    match payload.len() {
-        n if n < 126 => f.push(n as u8),
-        n if n <= 0xFFFF => {
-            f.push(126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
+    let mut f = Vec::new();
+    encode::push_header(&mut f, first, 0, payload.len());
     f.extend_from_slice(payload);
     f
 }
