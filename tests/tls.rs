@@ -525,9 +525,6 @@ fn tls_free_redirect(location: String) -> Server {
 #[cfg(feature = "deflate")]
 #[test]
 fn deflate_over_wss_against_python_websockets() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
     let ca = ca("deflate CA");
     let cert = leaf(&ca, &["127.0.0.1"], false);
     let crt = temp_file("deflate-server.pem", &cert.pem);
@@ -536,24 +533,16 @@ fn deflate_over_wss_against_python_websockets() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/servers/python_echo_server.py"
     );
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg("--tls")
-        .arg(&crt)
-        .arg(&key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line
-        .trim()
-        .strip_prefix("PORT ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("the Python server said {line:?}"));
+    let peer = Peer::start(
+        "python3",
+        &[
+            script,
+            "--tls",
+            crt.to_str().unwrap(),
+            key.to_str().unwrap(),
+        ],
+    );
+    let port = peer.port;
 
     let o = options_with_ca_file(&ca, "deflate");
     assert_eq!(ws_options_set_deflate(o, true), WS_OK);
@@ -579,7 +568,4 @@ fn deflate_over_wss_against_python_websockets() {
     let events = r.wait_close();
     assert_protocol_order(&events);
     assert_eq!(ws_free(h), WS_OK);
-    drop(child.stdin.take());
-    let _ = child.kill();
-    let _ = child.wait();
 }
