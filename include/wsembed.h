@@ -36,6 +36,11 @@
 #define MAX_BODY (64 * 1024)
 
 /**
+ * How many kinds there are: the size of a socket's listener table.
+ */
+#define KINDS 5
+
+/**
  * Success.
  */
 #define WS_OK 0
@@ -194,7 +199,9 @@ typedef struct ws_event {
    */
   const uint8_t *data;
   /**
-   * MESSAGE: payload length in bytes; 0 for other kinds.
+   * MESSAGE: payload length in bytes; RECONNECTING: bytes that were
+   * queued and never written, dropped with the lost connection; 0 for
+   * other kinds.
    */
   size_t len;
   /**
@@ -202,39 +209,42 @@ typedef struct ws_event {
    */
   bool is_binary;
   /**
-   * CLOSE: the close code (1005: the peer sent none; 1006: abnormal
-   * closure, no close frame). 0 for other kinds.
+   * CLOSE, RECONNECTING: the close code (1005: the peer sent none;
+   * 1006: abnormal closure, no close frame). 0 for other kinds.
    */
   uint16_t code;
   /**
-   * CLOSE: the peer's reason; ERROR: a message saying what failed.
+   * CLOSE: the peer's reason; ERROR: a message saying what failed;
+   * RECONNECTING: the peer's reason, or what failed.
    * NUL-terminated UTF-8, never NULL ("" when there is none).
    */
   const char *reason;
   /**
-   * CLOSE: true when the closing handshake completed.
+   * CLOSE, RECONNECTING: true when the closing handshake completed.
    */
   bool was_clean;
   /**
-   * ERROR: one of `WS_ERR_DNS` .. `WS_ERR_IO`; 0 for other kinds.
+   * ERROR: one of `WS_ERR_DNS` .. `WS_ERR_IO`; RECONNECTING: the
+   * failure that ended the connection, or 0; 0 for other kinds.
    */
   int error_code;
   /**
-   * Which connection of the socket this event belongs to: 0 for the
-   * first. (Only automatic reconnection, a later feature, makes it
-   * more.)
+   * OPEN: how many times the socket opened before (0: the first open; 1
+   * after the first reconnection, ...). RECONNECTING: the number of the
+   * coming attempt, from 1 since the last stable connection. 0 for
+   * other kinds.
    */
   uint32_t attempt;
   /**
-   * Reserved for automatic reconnection (the wait before the next
-   * attempt); 0.
+   * RECONNECTING: milliseconds before the coming attempt (jitter and a
+   * server's `Retry-After` included). 0 for other kinds.
    */
   uint32_t delay_ms;
   /**
-   * ERROR: the HTTP status the server answered instead of 101 when it
-   * refused the opening handshake (`error_code` is then
-   * `WS_ERR_HANDSHAKE`, or `WS_ERR_TIMEOUT` if its body did not arrive
-   * within the connect timeout); `ws_response_header` and
+   * ERROR (and RECONNECTING): the HTTP status the server answered
+   * instead of 101 when it refused the opening handshake (`error_code`
+   * is then `WS_ERR_HANDSHAKE`, or `WS_ERR_TIMEOUT` if its body did not
+   * arrive within the connect timeout); `ws_response_header` and
    * `ws_response_body` give the rest of its answer. 0 otherwise.
    */
   int32_t http_status;
@@ -277,6 +287,20 @@ typedef void (*ws_userdata_free)(void *userdata);
  * last event of a socket.
  */
 #define WS_EVENT_CLOSE 4
+
+/**
+ * Automatic reconnection (`ws_options_set_reconnect`): the connection was
+ * lost, or could not be made, and another attempt comes after `delay_ms`.
+ * `code`, `reason`, `was_clean`: how the lost connection ended (1006 when
+ * no close frame came; `reason` says what failed when the peer gave
+ * none); `error_code`: the failure, if one ended it (0 for a close by the
+ * server); `http_status`: the status of a refused handshake; `attempt`:
+ * the number of the coming attempt, from 1 since the last stable
+ * connection; `len`: the bytes queued and never written, now dropped.
+ * Calling `ws_close` from this callback cancels the retry: `close`
+ * follows (1006, not clean), with no `error`.
+ */
+#define WS_EVENT_RECONNECTING 5
 
 #ifdef __cplusplus
 extern "C" {
@@ -651,6 +675,67 @@ int ws_options_set_deflate_level(struct ws_options *options, int level);
 int ws_options_set_max_redirects(struct ws_options *options, uint32_t n);
 
 /**
+ * Turns automatic reconnection on or off (default off). With it on, a
+ * connection that is lost or cannot be made is tried again after a delay,
+ * on the same handle: bindings, userdata and the handle stay, and each
+ * loss is a `WS_EVENT_RECONNECTING` event instead of `close`. The socket
+ * reads `WS_CONNECTING` while it waits and while it connects again.
+ *
+ * What is retried: a network, DNS, connect or TLS transport failure, a
+ * timeout (connect or pong), a connection lost without a close frame
+ * (1006), a server close with 1001, 1005, 1011-1014 or 3000-4999, and a
+ * refused handshake with HTTP 408, 425, 429 or 5xx (honouring a
+ * `Retry-After` in seconds as the least delay). What is not: your own
+ * `ws_close` or `ws_free`, a server close with 1000 or 1002/1003/1007-1010,
+ * other refusals (3xx, 4xx), a rejected certificate, a protocol error by
+ * the peer. Those end the socket as without reconnection.
+ *
+ * The delay before attempt n (counted from 1 since the last stable
+ * connection) is `min(max, initial × multiplier^(n-1))`, spread by the
+ * jitter; see `ws_options_set_reconnect_delay` and `_backoff`. Every
+ * attempt resolves the host name again and sends a fresh key. Messages
+ * queued and not yet written when a connection is lost are dropped
+ * (`ws_buffered_amount` reads 0 after a loss); nothing is replayed.
+ */
+int ws_options_set_reconnect(struct ws_options *options, bool on);
+
+/**
+ * The reconnect delays: `initial_ms` before the first retry (default
+ * 1000), growing up to `max_ms` (default 30000). `max_ms` must be > 0 and
+ * at least `initial_ms`, else `WS_ERR_INVALID_ARGUMENT`. An `initial_ms` of
+ * 0 retries the first time at once.
+ */
+int ws_options_set_reconnect_delay(struct ws_options *options,
+                                   uint32_t initial_ms,
+                                   uint32_t max_ms);
+
+/**
+ * How the reconnect delay grows and spreads: each failed attempt
+ * multiplies it by `multiplier` (1 to 100, default 2.0), and each delay is
+ * moved at random by up to `jitter` of itself either way (0 to 1, default
+ * 0.2: ±20 %), so that sockets dropped together do not all come back at
+ * the same moment. Other values are `WS_ERR_INVALID_ARGUMENT`.
+ */
+int ws_options_set_reconnect_backoff(struct ws_options *options, double multiplier, double jitter);
+
+/**
+ * Gives up after `n` consecutive failed attempts, counting the one that
+ * failed first (default 0: never give up). Giving up delivers one
+ * `WS_EVENT_ERROR` (the last failure's `error_code`, its reason starting
+ * "gave up after n attempts") and then `close` (1006, not clean). A
+ * connection that stays open for the stable time
+ * (`ws_options_set_reconnect_stable_ms`) starts the count over.
+ */
+int ws_options_set_reconnect_max_attempts(struct ws_options *options, uint32_t n);
+
+/**
+ * How long a connection must stay open before its loss counts as a first
+ * failure again (default 5000 ms): a server that accepts and drops at once
+ * keeps the delays growing instead of being hammered.
+ */
+int ws_options_set_reconnect_stable_ms(struct ws_options *options, uint32_t ms);
+
+/**
  * Opens a WebSocket to `url` (`ws://` or `wss://`) with default options.
  *
  * Returns a handle in state CONNECTING at once, or 0 on a synchronous
@@ -787,6 +872,38 @@ int ws_close_ex(ws_handle socket, uint16_t code, const char *reason);
  * thread, including from a callback.
  */
 int ws_free(ws_handle socket);
+
+/**
+ * Drops the current connection and connects again at once, on a socket
+ * opened with automatic reconnection (`ws_options_set_reconnect`): an
+ * open connection is closed with 1000 first (its `reconnecting` event
+ * reports that close), an attempt under way is abandoned, and a wait
+ * before the next attempt is cut short. The failure count starts over:
+ * the new attempt is attempt 1, with no delay. Use it after changing the
+ * headers (`ws_set_header`) or when the application knows the connection
+ * is stale.
+ *
+ * Returns `WS_OK`, or `WS_ERR_INVALID_STATE` when reconnection is off for
+ * the socket, or when `ws_close` was called or the socket is CLOSED. Any
+ * thread, including from a callback; the work happens on the IO thread.
+ */
+int ws_reconnect(ws_handle socket);
+
+/**
+ * Sets the value of a header for the socket's next opening handshakes
+ * (the next automatic reconnection, a `ws_reconnect`, or a redirect hop),
+ * replacing every value of that name (compared without case) given to
+ * `ws_options_add_header` or to an earlier `ws_set_header`; `value` NULL
+ * removes the header. The usual use: a fresh `Authorization` token from
+ * the `reconnecting` callback.
+ *
+ * The same rules as `ws_options_add_header`: `name` a token and not one
+ * the handshake writes itself (Host, Upgrade, Sec-WebSocket-*, ...), the
+ * value without CR, LF or NUL, else `WS_ERR_INVALID_ARGUMENT`.
+ * `WS_ERR_INVALID_STATE` once the socket is CLOSED. Both strings are
+ * copied. Any thread, including from a callback.
+ */
+int ws_set_header(ws_handle socket, const char *name, const char *value);
 
 /**
  * The ready state: `WS_CONNECTING`, `WS_OPEN`, `WS_CLOSING` or

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use tungstenite::Message;
 
-use crate::event::{message_view, open_view, Binding, CloseRecord, ErrorRecord, EventView, Queued};
+use crate::event::{
+    message_view, open_view, Binding, CloseRecord, ErrorRecord, EventView, Queued, ReconnectRecord,
+};
 use crate::panic_guard;
 use crate::socket::{BindingList, PendingReplay, Replay, Socket};
 use crate::status::AsyncErrorKind;
@@ -75,10 +77,19 @@ impl Delivery {
     // A socket opened with a dispatcher gets its events queued for the
     // dispatcher's thread instead; that thread runs them with `run`.
 
-    pub fn open(&mut self, socket: &Arc<Socket>) {
+    /// `attempt`: how many times the socket opened before.
+    pub fn open(&mut self, socket: &Arc<Socket>, attempt: u32) {
         match socket.host() {
-            Some(_) => socket.queue_for_host(Queued::Open),
-            None => self.run_open(socket),
+            Some(_) => socket.queue_for_host(Queued::Open(attempt)),
+            None => self.run_open(socket, attempt),
+        }
+    }
+
+    /// A lost connection that will be tried again.
+    pub fn reconnecting(&mut self, socket: &Arc<Socket>, record: ReconnectRecord) {
+        match socket.host() {
+            Some(_) => socket.queue_for_host(Queued::Reconnecting(record)),
+            None => self.run_reconnecting(socket, record),
         }
     }
 
@@ -127,7 +138,8 @@ impl Delivery {
     /// thread.
     pub fn run(&mut self, socket: &Arc<Socket>, event: Queued) {
         match event {
-            Queued::Open => self.run_open(socket),
+            Queued::Open(attempt) => self.run_open(socket, attempt),
+            Queued::Reconnecting(record) => self.run_reconnecting(socket, record),
             Queued::Message(message) => self.run_message(socket, message),
             Queued::Error(record) => self.run_error(socket, record),
             Queued::Close(record) => self.run_close(socket, record),
@@ -136,11 +148,20 @@ impl Delivery {
         socket.resume_if_drained();
     }
 
-    fn run_open(&mut self, socket: &Socket) {
+    fn run_open(&mut self, socket: &Socket, attempt: u32) {
         self.run_catch_up(socket);
         socket.with_gate(|| {
-            let list = socket.listeners().record_open();
-            call_all(socket, list.iter().map(|b| &**b), &open_view());
+            let list = socket.listeners().record_open(attempt);
+            call_all(socket, list.iter().map(|b| &**b), &open_view(attempt));
+        });
+    }
+
+    fn run_reconnecting(&mut self, socket: &Socket, record: ReconnectRecord) {
+        // Messages of the lost connection, and replays, come before.
+        self.run_catch_up(socket);
+        socket.with_gate(|| {
+            let (list, record) = socket.listeners().record_reconnecting(record);
+            call_all(socket, list.iter().map(|b| &**b), &record.view());
         });
     }
 
@@ -220,7 +241,8 @@ impl Delivery {
                 };
                 let one = std::iter::once(&*binding);
                 match event {
-                    Replay::Open => call_all(socket, one, &open_view()),
+                    Replay::Open(attempt) => call_all(socket, one, &open_view(attempt)),
+                    Replay::Reconnecting(record) => call_all(socket, one, &record.view()),
                     Replay::Error(record) => call_all(socket, one, &record.view()),
                     Replay::Close(record) => call_all(socket, one, &record.view()),
                 }
@@ -258,6 +280,7 @@ mod tests {
                 }
                 EventKind::Error => format!("error {}", event.reason.to_str().unwrap()),
                 EventKind::Close => format!("close {}", event.code),
+                EventKind::Reconnecting => format!("reconnecting {}", event.attempt),
             };
             self.log
                 .lock()
@@ -301,7 +324,7 @@ mod tests {
             socket.bind(kind, recorder(1, &log)).unwrap();
             socket.bind(kind, recorder(2, &log)).unwrap();
         }
-        d.open(&socket);
+        d.open(&socket, 0);
         d.message(&socket, Message::text("hi"));
         d.error(&socket, AsyncErrorKind::Io, "lost", None);
         d.close(&socket, close_1000());
@@ -326,7 +349,7 @@ mod tests {
         let log = Log::default();
         let mut d = Delivery::default();
         // Everything happens before anyone listens.
-        d.open(&socket);
+        d.open(&socket, 0);
         d.message(&socket, Message::text("one"));
         d.message(&socket, Message::text("two"));
         d.error(&socket, AsyncErrorKind::Io, "lost", None);

@@ -7,7 +7,7 @@ use tungstenite::Message;
 
 use crate::status::AsyncErrorKind;
 
-/// The four event kinds; the discriminants are the C `ws_event_kind` values.
+/// The event kinds; the discriminants are the C `ws_event_kind` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum EventKind {
@@ -15,14 +15,21 @@ pub enum EventKind {
     Message = 2,
     Error = 3,
     Close = 4,
+    /// A connection was lost and another attempt is coming (automatic
+    /// reconnection).
+    Reconnecting = 5,
 }
 
+/// How many kinds there are: the size of a socket's listener table.
+pub const KINDS: usize = 5;
+
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; KINDS] = [
         EventKind::Open,
         EventKind::Message,
         EventKind::Error,
         EventKind::Close,
+        EventKind::Reconnecting,
     ];
 
     pub fn from_raw(raw: u32) -> Option<EventKind> {
@@ -46,8 +53,16 @@ pub struct EventView<'a> {
     pub reason: &'a CStr,
     pub was_clean: bool,
     pub error_code: i32,
-    /// ERROR: the HTTP status of a refused handshake; 0 otherwise.
+    /// ERROR, RECONNECTING: the HTTP status of a refused handshake; 0
+    /// otherwise.
     pub http_status: i32,
+    /// OPEN: opens before this one; RECONNECTING: the coming attempt.
+    pub attempt: u32,
+    /// RECONNECTING: the wait before the coming attempt.
+    pub delay_ms: u32,
+    /// RECONNECTING: bytes queued and never written, dropped with the lost
+    /// connection.
+    pub dropped: usize,
 }
 
 impl EventView<'_> {
@@ -141,6 +156,9 @@ impl ErrorRecord {
             was_clean: false,
             error_code: self.kind as i32,
             http_status: self.http_status.map_or(0, i32::from),
+            attempt: 0,
+            delay_ms: 0,
+            dropped: 0,
         }
     }
 }
@@ -156,11 +174,15 @@ impl CloseRecord {
             was_clean: self.was_clean,
             error_code: 0,
             http_status: 0,
+            attempt: 0,
+            delay_ms: 0,
+            dropped: 0,
         }
     }
 }
 
-pub fn open_view() -> EventView<'static> {
+/// `attempt`: how many times the socket opened before.
+pub fn open_view(attempt: u32) -> EventView<'static> {
     EventView {
         kind: EventKind::Open,
         payload_with_nul: &[],
@@ -170,6 +192,9 @@ pub fn open_view() -> EventView<'static> {
         was_clean: false,
         error_code: 0,
         http_status: 0,
+        attempt,
+        delay_ms: 0,
+        dropped: 0,
     }
 }
 
@@ -183,16 +208,52 @@ pub fn message_view(payload_with_nul: &[u8], is_binary: bool) -> EventView<'_> {
         was_clean: false,
         error_code: 0,
         http_status: 0,
+        attempt: 0,
+        delay_ms: 0,
+        dropped: 0,
+    }
+}
+
+/// A lost connection that will be tried again: how it ended, what failed
+/// (if something did), and the coming attempt.
+#[derive(Debug, Clone)]
+pub struct ReconnectRecord {
+    pub close: CloseRecord,
+    /// What failed, if a failure ended the connection.
+    pub error: Option<AsyncErrorKind>,
+    pub http_status: Option<u16>,
+    pub attempt: u32,
+    pub delay_ms: u32,
+    pub dropped: usize,
+}
+
+impl ReconnectRecord {
+    pub fn view(&self) -> EventView<'_> {
+        EventView {
+            kind: EventKind::Reconnecting,
+            payload_with_nul: &[],
+            is_binary: false,
+            code: self.close.code,
+            reason: &self.close.reason,
+            was_clean: self.close.was_clean,
+            error_code: self.error.map_or(0, |k| k as i32),
+            http_status: self.http_status.map_or(0, i32::from),
+            attempt: self.attempt,
+            delay_ms: self.delay_ms,
+            dropped: self.dropped,
+        }
     }
 }
 
 /// An event of a socket opened with a dispatcher, queued by the IO thread
 /// for the thread that calls `ws_dispatch`.
 pub enum Queued {
-    Open,
+    /// With how many times the socket opened before.
+    Open(u32),
     Message(Message),
     Error(ErrorRecord),
     Close(CloseRecord),
+    Reconnecting(ReconnectRecord),
     /// Late listeners wait for a replay, or held messages for a listener.
     CatchUp,
 }

@@ -42,6 +42,7 @@ mod io;
 mod options;
 mod panic_guard;
 mod proxy;
+mod reconnect;
 mod registry;
 mod route;
 mod socket;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::framing::{ClientWindow, DeflateOffer};
+use crate::reconnect::ReconnectPolicy;
 use crate::status::{Error, ErrorKind, Result};
 
 /// Everything `ws_open_ex` can be told. Cloned into each connection, so the
@@ -27,6 +28,7 @@ pub struct Options {
     pub deflate: DeflateOptions,
     /// HTTP redirects of the opening handshake to follow (0: refuse them).
     pub max_redirects: u32,
+    pub reconnect: ReconnectPolicy,
 }
 
 /// permessage-deflate (RFC 7692): whether to offer it and how to use it.
@@ -109,6 +111,7 @@ impl Default for Options {
             dispatcher: None,
             deflate: DeflateOptions::default(),
             max_redirects: 0,
+            reconnect: ReconnectPolicy::default(),
         }
     }
 }
@@ -165,6 +168,25 @@ fn positive_ms(ms: u32, what: &str) -> Result<Duration> {
     Ok(Duration::from_millis(u64::from(ms)))
 }
 
+/// A header a caller may add to the opening handshake: a token name that
+/// the handshake does not write itself, a value without CR, LF or NUL.
+pub(crate) fn check_header(name: &str, value: &str) -> Result<()> {
+    if !is_token(name) {
+        return Err(invalid(format!("header name {name:?} is not a token")));
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(invalid(format!(
+            "header {name:?} is set by the handshake itself (use add_protocol for subprotocols)"
+        )));
+    }
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(invalid(format!(
+            "header value for {name:?} contains CR, LF or NUL"
+        )));
+    }
+    Ok(())
+}
+
 impl Options {
     pub fn add_protocol(&mut self, protocol: &str) -> Result<()> {
         if !is_token(protocol) {
@@ -180,19 +202,7 @@ impl Options {
     }
 
     pub fn add_header(&mut self, name: &str, value: &str) -> Result<()> {
-        if !is_token(name) {
-            return Err(invalid(format!("header name {name:?} is not a token")));
-        }
-        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            return Err(invalid(format!(
-                "header {name:?} is set by the handshake itself (use add_protocol for subprotocols)"
-            )));
-        }
-        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return Err(invalid(format!(
-                "header value for {name:?} contains CR, LF or NUL"
-            )));
-        }
+        check_header(name, value)?;
         self.headers.push((name.to_owned(), value.to_owned()));
         Ok(())
     }
@@ -295,6 +305,48 @@ impl Options {
             }
             _ => Err(invalid(format!("deflate level {level} is not 0 to 9"))),
         }
+    }
+
+    pub fn set_reconnect(&mut self, on: bool) -> Result<()> {
+        self.reconnect.enabled = on;
+        Ok(())
+    }
+
+    pub fn set_reconnect_delay(&mut self, initial_ms: u32, max_ms: u32) -> Result<()> {
+        if max_ms == 0 || initial_ms > max_ms {
+            return Err(invalid(format!(
+                "reconnect delays {initial_ms} ms to {max_ms} ms: the maximum must be > 0 and at least the initial delay"
+            )));
+        }
+        self.reconnect.initial = Duration::from_millis(u64::from(initial_ms));
+        self.reconnect.max = Duration::from_millis(u64::from(max_ms));
+        Ok(())
+    }
+
+    pub fn set_reconnect_backoff(&mut self, multiplier: f64, jitter: f64) -> Result<()> {
+        if !(1.0..=100.0).contains(&multiplier) {
+            return Err(invalid(format!(
+                "reconnect backoff multiplier {multiplier} is not between 1 and 100"
+            )));
+        }
+        if !(0.0..=1.0).contains(&jitter) {
+            return Err(invalid(format!(
+                "reconnect jitter {jitter} is not between 0 and 1"
+            )));
+        }
+        self.reconnect.multiplier = multiplier;
+        self.reconnect.jitter = jitter;
+        Ok(())
+    }
+
+    pub fn set_reconnect_max_attempts(&mut self, n: u32) -> Result<()> {
+        self.reconnect.max_attempts = n;
+        Ok(())
+    }
+
+    pub fn set_reconnect_stable_ms(&mut self, ms: u32) -> Result<()> {
+        self.reconnect.stable = Duration::from_millis(u64::from(ms));
+        Ok(())
     }
 
     /// The permessage-deflate offer to send, if any.

@@ -183,6 +183,15 @@ pub fn client_tls(config: Arc<ClientConfig>, host: &str) -> Result<ClientTls> {
 }
 
 /// A readable account of a TLS failure carried in an I/O error, if it is one.
+/// A TLS failure that is the server's certificate being rejected (as
+/// opposed to the transport failing).
+pub fn is_certificate_failure(error: &std::io::Error) -> bool {
+    error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)))
+}
+
 pub fn describe_failure(error: &std::io::Error, host: &str) -> Option<String> {
     let tls = error.get_ref()?.downcast_ref::<rustls::Error>()?;
     Some(match tls {

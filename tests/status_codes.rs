@@ -146,7 +146,7 @@ fn bad_arguments_on_a_live_socket() {
         WS_ERR_INVALID_ARGUMENT
     );
     assert_eq!(
-        ws_bind(h, 5, Some(record), ptr::null_mut()),
+        ws_bind(h, 99, Some(record), ptr::null_mut()),
         WS_ERR_INVALID_ARGUMENT
     );
     assert_eq!(

@@ -3,7 +3,7 @@
 use std::os::raw::{c_char, c_int, c_void};
 
 use super::ws_handle;
-use crate::event::{EventView, Listener, ListenerId};
+use crate::event::{EventKind, EventView, Listener, ListenerId};
 
 /// Event kinds, for `ws_bind` and `ws_event.kind`. An integer type rather
 /// than a C enum, so that a wrong value passed from any language is an
@@ -18,6 +18,17 @@ pub const WS_EVENT_ERROR: ws_event_kind = 3;
 /// The connection is closed: `code`, `reason`, `was_clean`. Always the
 /// last event of a socket.
 pub const WS_EVENT_CLOSE: ws_event_kind = 4;
+/// Automatic reconnection (`ws_options_set_reconnect`): the connection was
+/// lost, or could not be made, and another attempt comes after `delay_ms`.
+/// `code`, `reason`, `was_clean`: how the lost connection ended (1006 when
+/// no close frame came; `reason` says what failed when the peer gave
+/// none); `error_code`: the failure, if one ended it (0 for a close by the
+/// server); `http_status`: the status of a refused handshake; `attempt`:
+/// the number of the coming attempt, from 1 since the last stable
+/// connection; `len`: the bytes queued and never written, now dropped.
+/// Calling `ws_close` from this callback cancels the retry: `close`
+/// follows (1006, not clean), with no `error`.
+pub const WS_EVENT_RECONNECTING: ws_event_kind = 5;
 
 /// One event, passed to callbacks by pointer.
 ///
@@ -33,31 +44,36 @@ pub struct ws_event {
     /// (so text can be used as a C string); never NULL for a message, even
     /// an empty one. Other kinds: NULL.
     pub data: *const u8,
-    /// MESSAGE: payload length in bytes; 0 for other kinds.
+    /// MESSAGE: payload length in bytes; RECONNECTING: bytes that were
+    /// queued and never written, dropped with the lost connection; 0 for
+    /// other kinds.
     pub len: usize,
     /// MESSAGE: false for text (valid UTF-8), true for binary.
     pub is_binary: bool,
-    /// CLOSE: the close code (1005: the peer sent none; 1006: abnormal
-    /// closure, no close frame). 0 for other kinds.
+    /// CLOSE, RECONNECTING: the close code (1005: the peer sent none;
+    /// 1006: abnormal closure, no close frame). 0 for other kinds.
     pub code: u16,
-    /// CLOSE: the peer's reason; ERROR: a message saying what failed.
+    /// CLOSE: the peer's reason; ERROR: a message saying what failed;
+    /// RECONNECTING: the peer's reason, or what failed.
     /// NUL-terminated UTF-8, never NULL ("" when there is none).
     pub reason: *const c_char,
-    /// CLOSE: true when the closing handshake completed.
+    /// CLOSE, RECONNECTING: true when the closing handshake completed.
     pub was_clean: bool,
-    /// ERROR: one of `WS_ERR_DNS` .. `WS_ERR_IO`; 0 for other kinds.
+    /// ERROR: one of `WS_ERR_DNS` .. `WS_ERR_IO`; RECONNECTING: the
+    /// failure that ended the connection, or 0; 0 for other kinds.
     pub error_code: c_int,
-    /// Which connection of the socket this event belongs to: 0 for the
-    /// first. (Only automatic reconnection, a later feature, makes it
-    /// more.)
+    /// OPEN: how many times the socket opened before (0: the first open; 1
+    /// after the first reconnection, ...). RECONNECTING: the number of the
+    /// coming attempt, from 1 since the last stable connection. 0 for
+    /// other kinds.
     pub attempt: u32,
-    /// Reserved for automatic reconnection (the wait before the next
-    /// attempt); 0.
+    /// RECONNECTING: milliseconds before the coming attempt (jitter and a
+    /// server's `Retry-After` included). 0 for other kinds.
     pub delay_ms: u32,
-    /// ERROR: the HTTP status the server answered instead of 101 when it
-    /// refused the opening handshake (`error_code` is then
-    /// `WS_ERR_HANDSHAKE`, or `WS_ERR_TIMEOUT` if its body did not arrive
-    /// within the connect timeout); `ws_response_header` and
+    /// ERROR (and RECONNECTING): the HTTP status the server answered
+    /// instead of 101 when it refused the opening handshake (`error_code`
+    /// is then `WS_ERR_HANDSHAKE`, or `WS_ERR_TIMEOUT` if its body did not
+    /// arrive within the connect timeout); `ws_response_header` and
     /// `ws_response_body` give the rest of its answer. 0 otherwise.
     pub http_status: i32,
 }
@@ -122,14 +138,17 @@ impl Listener for CListener {
         let raw = ws_event {
             kind: event.kind as ws_event_kind,
             data,
-            len: event.payload().len(),
+            len: match event.kind {
+                EventKind::Message => event.payload().len(),
+                _ => event.dropped,
+            },
             is_binary: event.is_binary,
             code: event.code,
             reason: event.reason.as_ptr(),
             was_clean: event.was_clean,
             error_code: event.error_code,
-            attempt: 0,
-            delay_ms: 0,
+            attempt: event.attempt,
+            delay_ms: event.delay_ms,
             http_status: event.http_status,
         };
         // SAFETY: `callback` is the non-NULL function the caller bound;

@@ -370,3 +370,75 @@ pub extern "C" fn ws_options_set_max_redirects(options: *mut ws_options, n: u32)
         Ok(())
     })
 }
+
+/// Turns automatic reconnection on or off (default off). With it on, a
+/// connection that is lost or cannot be made is tried again after a delay,
+/// on the same handle: bindings, userdata and the handle stay, and each
+/// loss is a `WS_EVENT_RECONNECTING` event instead of `close`. The socket
+/// reads `WS_CONNECTING` while it waits and while it connects again.
+///
+/// What is retried: a network, DNS, connect or TLS transport failure, a
+/// timeout (connect or pong), a connection lost without a close frame
+/// (1006), a server close with 1001, 1005, 1011-1014 or 3000-4999, and a
+/// refused handshake with HTTP 408, 425, 429 or 5xx (honouring a
+/// `Retry-After` in seconds as the least delay). What is not: your own
+/// `ws_close` or `ws_free`, a server close with 1000 or 1002/1003/1007-1010,
+/// other refusals (3xx, 4xx), a rejected certificate, a protocol error by
+/// the peer. Those end the socket as without reconnection.
+///
+/// The delay before attempt n (counted from 1 since the last stable
+/// connection) is `min(max, initial × multiplier^(n-1))`, spread by the
+/// jitter; see `ws_options_set_reconnect_delay` and `_backoff`. Every
+/// attempt resolves the host name again and sends a fresh key. Messages
+/// queued and not yet written when a connection is lost are dropped
+/// (`ws_buffered_amount` reads 0 after a loss); nothing is replayed.
+#[no_mangle]
+pub extern "C" fn ws_options_set_reconnect(options: *mut ws_options, on: bool) -> c_int {
+    with_options(options, |o| o.set_reconnect(on))
+}
+
+/// The reconnect delays: `initial_ms` before the first retry (default
+/// 1000), growing up to `max_ms` (default 30000). `max_ms` must be > 0 and
+/// at least `initial_ms`, else `WS_ERR_INVALID_ARGUMENT`. An `initial_ms` of
+/// 0 retries the first time at once.
+#[no_mangle]
+pub extern "C" fn ws_options_set_reconnect_delay(
+    options: *mut ws_options,
+    initial_ms: u32,
+    max_ms: u32,
+) -> c_int {
+    with_options(options, |o| o.set_reconnect_delay(initial_ms, max_ms))
+}
+
+/// How the reconnect delay grows and spreads: each failed attempt
+/// multiplies it by `multiplier` (1 to 100, default 2.0), and each delay is
+/// moved at random by up to `jitter` of itself either way (0 to 1, default
+/// 0.2: ±20 %), so that sockets dropped together do not all come back at
+/// the same moment. Other values are `WS_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn ws_options_set_reconnect_backoff(
+    options: *mut ws_options,
+    multiplier: f64,
+    jitter: f64,
+) -> c_int {
+    with_options(options, |o| o.set_reconnect_backoff(multiplier, jitter))
+}
+
+/// Gives up after `n` consecutive failed attempts, counting the one that
+/// failed first (default 0: never give up). Giving up delivers one
+/// `WS_EVENT_ERROR` (the last failure's `error_code`, its reason starting
+/// "gave up after n attempts") and then `close` (1006, not clean). A
+/// connection that stays open for the stable time
+/// (`ws_options_set_reconnect_stable_ms`) starts the count over.
+#[no_mangle]
+pub extern "C" fn ws_options_set_reconnect_max_attempts(options: *mut ws_options, n: u32) -> c_int {
+    with_options(options, |o| o.set_reconnect_max_attempts(n))
+}
+
+/// How long a connection must stay open before its loss counts as a first
+/// failure again (default 5000 ms): a server that accepts and drops at once
+/// keeps the delays growing instead of being hammered.
+#[no_mangle]
+pub extern "C" fn ws_options_set_reconnect_stable_ms(options: *mut ws_options, ms: u32) -> c_int {
+    with_options(options, |o| o.set_reconnect_stable_ms(ms))
+}

@@ -285,6 +285,57 @@ pub extern "C" fn ws_free(socket: ws_handle) -> c_int {
     boundary(|| status(client::free(socket)))
 }
 
+/// Drops the current connection and connects again at once, on a socket
+/// opened with automatic reconnection (`ws_options_set_reconnect`): an
+/// open connection is closed with 1000 first (its `reconnecting` event
+/// reports that close), an attempt under way is abandoned, and a wait
+/// before the next attempt is cut short. The failure count starts over:
+/// the new attempt is attempt 1, with no delay. Use it after changing the
+/// headers (`ws_set_header`) or when the application knows the connection
+/// is stale.
+///
+/// Returns `WS_OK`, or `WS_ERR_INVALID_STATE` when reconnection is off for
+/// the socket, or when `ws_close` was called or the socket is CLOSED. Any
+/// thread, including from a callback; the work happens on the IO thread.
+#[no_mangle]
+pub extern "C" fn ws_reconnect(socket: ws_handle) -> c_int {
+    boundary(|| status(client::socket(socket).and_then(|s| s.reconnect())))
+}
+
+/// Sets the value of a header for the socket's next opening handshakes
+/// (the next automatic reconnection, a `ws_reconnect`, or a redirect hop),
+/// replacing every value of that name (compared without case) given to
+/// `ws_options_add_header` or to an earlier `ws_set_header`; `value` NULL
+/// removes the header. The usual use: a fresh `Authorization` token from
+/// the `reconnecting` callback.
+///
+/// The same rules as `ws_options_add_header`: `name` a token and not one
+/// the handshake writes itself (Host, Upgrade, Sec-WebSocket-*, ...), the
+/// value without CR, LF or NUL, else `WS_ERR_INVALID_ARGUMENT`.
+/// `WS_ERR_INVALID_STATE` once the socket is CLOSED. Both strings are
+/// copied. Any thread, including from a callback.
+#[no_mangle]
+pub extern "C" fn ws_set_header(
+    socket: ws_handle,
+    name: *const c_char,
+    value: *const c_char,
+) -> c_int {
+    boundary(|| {
+        status((|| {
+            let sock = client::socket(socket)?;
+            // SAFETY: the caller passes NULL or NUL-terminated strings valid
+            // during this call (the documented contract).
+            let name = unsafe { str_arg(name, "name", ErrorKind::InvalidArgument) }?;
+            let value = match value.is_null() {
+                true => None,
+                // SAFETY: as above.
+                false => Some(unsafe { str_arg(value, "value", ErrorKind::InvalidArgument) }?),
+            };
+            sock.set_header(name, value)
+        })())
+    })
+}
+
 /// The ready state: `WS_CONNECTING`, `WS_OPEN`, `WS_CLOSING` or
 /// `WS_CLOSED`; `WS_ERR_INVALID_HANDLE` (negative) for a bad handle.
 /// Any thread.

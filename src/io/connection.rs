@@ -1,6 +1,7 @@
 //! One socket's network side, driven by readiness and timers on the IO
 //! thread: resolve → TCP connect → (proxy tunnel) → opening handshake →
-//! open → closing → done.
+//! open → closing → done; or, with automatic reconnection, from a lost
+//! connection to waiting and round again (`crate::reconnect` decides).
 //!
 //! The closing handshake's rules live in `closing`, the timers in
 //! `deadlines`, the meaning of errors in `failure`, the handshake's words
@@ -29,8 +30,9 @@ use super::resolver::Resolver;
 use super::staging::StagingGuard;
 use super::stream::{AnswerSlot, Stream};
 use crate::deliver::Delivery;
-use crate::event::{lossy_cstring, CloseRecord};
+use crate::event::{lossy_cstring, CloseRecord, ReconnectRecord};
 use crate::proxy::tunnel::{ConnectTunnel, Progress};
+use crate::reconnect::{parse_retry_after, Backoff, Cause, Decision};
 use crate::route::Route;
 use crate::socket::{CloseRequest, Socket};
 use crate::status::AsyncErrorKind;
@@ -72,7 +74,20 @@ enum Phase {
         ws: WebSocket<Stream>,
         closing: Closing,
     },
+    /// A connection was lost; the next attempt starts when the retry
+    /// timer fires.
+    Waiting,
     Done,
+}
+
+/// A failure of the current connection, kept until it ends: reported
+/// at once, or (when a retry will follow) carried by `reconnecting`.
+struct Lost {
+    kind: AsyncErrorKind,
+    message: String,
+    http_status: Option<u16>,
+    transient: bool,
+    reported: bool,
 }
 
 /// Ends a socket: marks it CLOSED and delivers its one `close` event. The
@@ -117,11 +132,30 @@ pub struct Connection {
     /// A redirect changed the host: the caller's `Authorization` and
     /// `Cookie` headers stay behind.
     credentials_dropped: bool,
+    // ----- across connections (automatic reconnection) -----
+    backoff: Backoff,
+    /// How many times the socket opened.
+    opens: u32,
+    /// When the current connection opened: a stable one resets the
+    /// backoff.
+    opened_at: Option<Instant>,
+    /// The current connection's failure, if one came.
+    lost: Option<Lost>,
+    /// The library is shutting down: end, never retry.
+    no_retry: bool,
+    /// `ws_reconnect` asked for this connection's end: retry at once.
+    manual: bool,
 }
 
 impl Connection {
     pub fn new(socket: Arc<Socket>, now: Instant) -> Connection {
         let deadlines = Deadlines::connecting_until(now + socket.options.connect_timeout);
+        // Differs per socket and per run, so that sockets dropped together
+        // spread their retries.
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let seed = clock ^ socket.handle.rotate_left(32);
         Connection {
             token: Token(socket.handle as usize),
             target: socket.target.clone(),
@@ -138,6 +172,12 @@ impl Connection {
             answer: AnswerSlot::default(),
             redirects: 0,
             credentials_dropped: false,
+            backoff: Backoff::new(seed),
+            opens: 0,
+            opened_at: None,
+            lost: None,
+            no_retry: false,
+            manual: false,
         }
     }
 
@@ -297,8 +337,9 @@ impl Connection {
             }
         };
         let keep_credentials = !self.credentials_dropped;
-        let request = match handshake::request(&self.target, &self.socket.options, keep_credentials)
-        {
+        let headers = self.socket.handshake_headers();
+        let options = &self.socket.options;
+        let request = match handshake::request(&self.target, options, &headers, keep_credentials) {
             Ok(request) => request,
             Err(failure) => return self.fail(ctx, failure),
         };
@@ -377,7 +418,7 @@ impl Connection {
             self.credentials_dropped = true;
         }
         self.redirects += 1;
-        self.socket.set_redirected_to(next.url.as_str());
+        self.socket.set_redirected_to(Some(next.url.as_str()));
         self.target = next;
         self.route = route;
         self.phase = Phase::Resolving;
@@ -420,7 +461,12 @@ impl Connection {
         if let Some(interval) = self.socket.options.ping_interval {
             self.deadlines.ping = Some(ctx.now() + interval);
         }
-        ctx.delivery.open(&self.socket);
+        if self.socket.options.reconnect.enabled {
+            self.opened_at = Some(ctx.now());
+        }
+        let attempt = self.opens;
+        self.opens += 1;
+        ctx.delivery.open(&self.socket, attempt);
         // The handshake response may have carried messages, and their
         // readiness edge is spent.
         self.drive(ctx);
@@ -453,7 +499,7 @@ impl Connection {
                 self.on_handshake_step(ctx, mid.handshake());
             }
             Phase::Open { .. } => self.drive(ctx),
-            Phase::Resolving | Phase::Done => {}
+            Phase::Resolving | Phase::Waiting | Phase::Done => {}
         }
     }
 
@@ -650,7 +696,36 @@ impl Connection {
 
     /// Library shutdown: close as `free` would, but still deliver events.
     pub fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        self.no_retry = true;
         self.close_going_away(ctx);
+    }
+
+    /// `ws_reconnect`: end this connection (with a closing handshake when
+    /// open) and connect again at once, the failure count reset.
+    pub fn on_reconnect_request(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.may_retry() {
+            return;
+        }
+        match &self.phase {
+            Phase::Open { closing, .. } => {
+                self.manual = true;
+                if closing.is_open() {
+                    self.begin_close(ctx, Some((CloseCode::Normal.into(), String::new())));
+                }
+            }
+            Phase::Waiting => {
+                self.backoff.reset();
+                self.deadlines.retry = Some(ctx.now());
+            }
+            Phase::Done => {}
+            Phase::Resolving
+            | Phase::Connecting { .. }
+            | Phase::Tunneling { .. }
+            | Phase::Handshaking(_) => {
+                self.manual = true;
+                self.finish(ctx, Ending::abnormal());
+            }
+        }
     }
 
     fn close_going_away(&mut self, ctx: &mut Ctx<'_>) {
@@ -696,16 +771,28 @@ impl Connection {
     }
 
     /// Reports a failure (once) and ends the connection: with a close frame
-    /// when the connection speaks WebSocket, so the peer learns why.
+    /// when the connection speaks WebSocket, so the peer learns why. A
+    /// failure that another attempt will follow is not reported: the
+    /// `reconnecting` event carries it.
     fn fail(&mut self, ctx: &mut Ctx<'_>, failure: Failure) {
         let reported = matches!(&self.phase, Phase::Open { closing, .. } if closing.is_failed());
-        if !self.detached && !reported {
-            ctx.delivery.error(
-                &self.socket,
-                failure.kind,
-                &failure.message,
-                failure.http_status,
-            );
+        if !reported && self.lost.is_none() {
+            let retrying = failure.transient && self.may_retry();
+            if !self.detached && !retrying {
+                ctx.delivery.error(
+                    &self.socket,
+                    failure.kind,
+                    &failure.message,
+                    failure.http_status,
+                );
+            }
+            self.lost = Some(Lost {
+                kind: failure.kind,
+                message: failure.message.clone(),
+                http_status: failure.http_status,
+                transient: failure.transient,
+                reported: !retrying,
+            });
         }
         self.deadlines.stop_keepalive();
         self.deadlines.connect = None;
@@ -748,11 +835,135 @@ impl Connection {
             Phase::Open { mut ws, .. } => {
                 let _ = ctx.registry.deregister(ws.get_mut().tcp_mut());
             }
-            Phase::Resolving => {}
+            Phase::Resolving | Phase::Waiting => {}
             Phase::Done => return,
         }
         self.deadlines = Deadlines::default();
-        end_socket(&self.socket, ctx.delivery, ending);
+        match self.after_loss(ctx, &ending) {
+            Some(Decision::Retry { attempt, delay }) => self.wait(ctx, ending, attempt, delay),
+            Some(Decision::GiveUp { attempts }) => {
+                let lost = self.lost.take();
+                let (kind, why, status) = match &lost {
+                    Some(l) => (l.kind, l.message.clone(), l.http_status),
+                    None => (AsyncErrorKind::Io, closed_by(&ending), None),
+                };
+                let message = format!("gave up after {attempts} attempts: {why}");
+                ctx.delivery.error(&self.socket, kind, &message, status);
+                end_socket(&self.socket, ctx.delivery, Ending::abnormal());
+            }
+            None => end_socket(&self.socket, ctx.delivery, ending),
+        }
+    }
+
+    // ----- reconnecting ------------------------------------------------
+
+    /// Another connection may follow this one: reconnection is on, and
+    /// nobody asked the socket to end.
+    fn may_retry(&self) -> bool {
+        self.socket.options.reconnect.enabled
+            && !self.detached
+            && !self.no_retry
+            && !self.socket.outbox().close_requested()
+    }
+
+    /// What follows a connection that ended this way: `None` to end the
+    /// socket, or a retry or the giving up that the policy decides.
+    fn after_loss(&mut self, ctx: &mut Ctx<'_>, ending: &Ending) -> Option<Decision> {
+        if !self.may_retry() {
+            return None;
+        }
+        let policy = &self.socket.options.reconnect;
+        if std::mem::take(&mut self.manual) {
+            self.backoff.reset();
+            let _ = self.backoff.after_failure(policy, None);
+            return Some(Decision::Retry {
+                attempt: 1,
+                delay: std::time::Duration::ZERO,
+            });
+        }
+        let cause = match &self.lost {
+            Some(lost) => Cause::Failed {
+                transient: lost.transient && !lost.reported,
+            },
+            None => Cause::Closed { code: ending.code },
+        };
+        if !cause.is_retryable() {
+            return None;
+        }
+        let now = ctx.now();
+        if self
+            .opened_at
+            .is_some_and(|at| now.saturating_duration_since(at) >= policy.stable)
+        {
+            self.backoff.reset();
+        }
+        // A busy server's `Retry-After` is the least wait.
+        let retry_after = self
+            .lost
+            .as_ref()
+            .filter(|l| l.http_status.is_some())
+            .and_then(|_| self.socket.answer())
+            .and_then(|answer| answer.header("retry-after"))
+            .and_then(|value| parse_retry_after(&value));
+        Some(self.backoff.after_failure(policy, retry_after))
+    }
+
+    /// Tells the socket's listeners that the connection is lost and
+    /// attempt `attempt` comes after `delay`, and sets the timer for it.
+    fn wait(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        ending: Ending,
+        attempt: u32,
+        delay: std::time::Duration,
+    ) {
+        let Some(dropped) = self.socket.begin_reconnect() else {
+            // The caller closed meanwhile: this is the end.
+            return end_socket(&self.socket, ctx.delivery, Ending::abnormal());
+        };
+        self.phase = Phase::Waiting;
+        self.deadlines = Deadlines::retry_at(ctx.now() + delay);
+        self.opened_at = None;
+        let lost = self.lost.take();
+        let reason = match &lost {
+            Some(l) if ending.reason.is_empty() => l.message.as_str(),
+            _ => ending.reason.as_str(),
+        };
+        let record = ReconnectRecord {
+            close: CloseRecord {
+                code: ending.code,
+                reason: lossy_cstring(reason),
+                was_clean: ending.clean,
+            },
+            error: lost.as_ref().map(|l| l.kind),
+            http_status: lost.as_ref().and_then(|l| l.http_status),
+            attempt,
+            delay_ms: u32::try_from(delay.as_millis()).unwrap_or(u32::MAX),
+            dropped,
+        };
+        ctx.delivery.reconnecting(&self.socket, record);
+    }
+
+    /// The retry timer fired: a fresh connection to the socket's own URL
+    /// (resolved again, a new key, the current headers).
+    fn retry(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now();
+        self.deadlines = Deadlines::connecting_until(now + self.socket.options.connect_timeout);
+        self.phase = Phase::Resolving;
+        self.in_flight = 0;
+        self.messages_taken = 0;
+        if std::mem::take(&mut self.read_paused) {
+            self.socket.reading_resumed();
+        }
+        self.answer = AnswerSlot::default();
+        self.target = self.socket.target.clone();
+        self.route = self.socket.route.clone();
+        self.redirects = 0;
+        self.credentials_dropped = false;
+        self.lost = None;
+        self.socket.set_answer(None);
+        self.socket.set_redirected_to(None);
+        self.start(ctx);
     }
 
     // ----- timers ------------------------------------------------------
@@ -802,6 +1013,7 @@ impl Connection {
                 self.fail(ctx, Failure::new(AsyncErrorKind::Timeout, message));
             }
             Some(Due::Ping) => self.send_ping(ctx),
+            Some(Due::Retry) => self.retry(ctx),
             None => {}
         }
     }
@@ -821,6 +1033,18 @@ impl Connection {
             Err(e) if failure::would_block(&e) => {}
             Err(e) => self.on_stream_error(ctx, e),
         }
+    }
+}
+
+/// What a `close` with no failure behind it says, for a give-up message.
+fn closed_by(ending: &Ending) -> String {
+    match ending.code {
+        1006 => "the connection was lost".to_owned(),
+        code if ending.reason.is_empty() => format!("the server closed the connection with {code}"),
+        code => format!(
+            "the server closed the connection with {code} {:?}",
+            ending.reason
+        ),
     }
 }
 

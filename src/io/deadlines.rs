@@ -1,4 +1,4 @@
-//! A connection's four timers, as plain values: the reactor's timer heap
+//! A connection's five timers, as plain values: the reactor's timer heap
 //! only ever needs the earliest, and each connection step says which to set
 //! or clear.
 
@@ -15,6 +15,8 @@ pub(super) enum Due {
     Pong,
     /// Time to send a keepalive ping.
     Ping,
+    /// Time to try connecting again (automatic reconnection).
+    Retry,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +25,7 @@ pub(super) struct Deadlines {
     pub close: Option<Instant>,
     pub ping: Option<Instant>,
     pub pong: Option<Instant>,
+    pub retry: Option<Instant>,
 }
 
 impl Deadlines {
@@ -35,7 +38,7 @@ impl Deadlines {
 
     /// The earliest deadline, for the reactor's timer heap.
     pub fn next(&self) -> Option<Instant> {
-        [self.connect, self.close, self.ping, self.pong]
+        [self.connect, self.close, self.ping, self.pong, self.retry]
             .into_iter()
             .flatten()
             .min()
@@ -50,9 +53,18 @@ impl Deadlines {
             (self.close, Due::Close),
             (self.pong, Due::Pong),
             (self.ping, Due::Ping),
+            (self.retry, Due::Retry),
         ]
         .into_iter()
         .find_map(|(at, due)| is_due(at).then_some(due))
+    }
+
+    /// Waiting to reconnect: nothing else runs until `at`.
+    pub fn retry_at(at: Instant) -> Deadlines {
+        Deadlines {
+            retry: Some(at),
+            ..Deadlines::default()
+        }
     }
 
     /// Closing or failing: no more pings, and no pong awaited.
@@ -100,13 +112,14 @@ mod tests {
     }
 
     #[test]
-    fn due_checks_connect_then_close_then_pong_then_ping() {
+    fn due_checks_connect_then_close_then_pong_then_ping_then_retry() {
         let t = Instant::now();
         let all = Deadlines {
             connect: Some(at(1, t)),
             close: Some(at(1, t)),
             ping: Some(at(1, t)),
             pong: Some(at(1, t)),
+            retry: Some(at(1, t)),
         };
         assert_eq!(all.due(t), None, "nothing is due early");
         let now = at(1, t);
@@ -119,9 +132,13 @@ mod tests {
                 Due::Close => d.close = None,
                 Due::Pong => d.pong = None,
                 Due::Ping => d.ping = None,
+                Due::Retry => d.retry = None,
             }
         }
-        assert_eq!(order, [Due::Connect, Due::Close, Due::Pong, Due::Ping]);
+        assert_eq!(
+            order,
+            [Due::Connect, Due::Close, Due::Pong, Due::Ping, Due::Retry]
+        );
     }
 
     #[test]

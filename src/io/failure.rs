@@ -18,6 +18,9 @@ pub(super) struct Failure {
     pub close_code: Option<CloseCode>,
     /// The status of a refused handshake's answer.
     pub http_status: Option<u16>,
+    /// Worth another attempt (automatic reconnection): the network, a
+    /// timeout, a server busy for now; not a fault that would recur.
+    pub transient: bool,
 }
 
 impl Failure {
@@ -27,13 +30,34 @@ impl Failure {
             message: message.into(),
             close_code: None,
             http_status: None,
+            transient: is_transient(kind),
         }
     }
 
+    /// A refused handshake: only a status that says "later" is transient.
     pub fn with_http_status(mut self, status: u16) -> Failure {
         self.http_status = Some(status);
+        self.transient = crate::reconnect::is_retryable_status(status);
         self
     }
+
+    pub fn transient(mut self) -> Failure {
+        self.transient = true;
+        self
+    }
+}
+
+/// Kinds that come from the network rather than from what either side
+/// said: DNS, connect, timeouts, I/O. TLS and handshake failures are
+/// judged one by one.
+fn is_transient(kind: AsyncErrorKind) -> bool {
+    matches!(
+        kind,
+        AsyncErrorKind::Dns
+            | AsyncErrorKind::Connect
+            | AsyncErrorKind::Timeout
+            | AsyncErrorKind::Io
+    )
 }
 
 pub(super) fn would_block(e: &tungstenite::Error) -> bool {
@@ -58,7 +82,12 @@ pub(super) fn handshake_failure(e: tungstenite::Error, host: &str) -> Failure {
     #[cfg(feature = "tls")]
     if let E::Io(io) = &e {
         if let Some(message) = crate::tls::describe_failure(io, host) {
-            return Failure::new(AsyncErrorKind::Tls, message);
+            let failure = Failure::new(AsyncErrorKind::Tls, message);
+            // A rejected certificate will be rejected again.
+            return match crate::tls::is_certificate_failure(io) {
+                true => failure,
+                false => failure.transient(),
+            };
         }
     }
     let _ = host;
@@ -79,10 +108,14 @@ pub(super) fn handshake_failure(e: tungstenite::Error, host: &str) -> Failure {
             AsyncErrorKind::Io,
             format!("connection lost during the opening handshake: {io}"),
         ),
-        E::ConnectionClosed | E::AlreadyClosed => Failure::new(
+        // A server going down or restarting: worth another try.
+        E::ConnectionClosed
+        | E::AlreadyClosed
+        | E::Protocol(ProtocolError::HandshakeIncomplete) => Failure::new(
             AsyncErrorKind::Handshake,
             "connection closed during the opening handshake",
-        ),
+        )
+        .transient(),
         other => Failure::new(
             AsyncErrorKind::Handshake,
             format!("opening handshake failed: {other}"),
@@ -121,11 +154,13 @@ pub(super) fn open_failure(e: tungstenite::Error) -> Failure {
                     message: refused.message.clone(),
                     close_code: Some(CloseCode::from(refused.close_code)),
                     http_status: None,
+                    transient: false,
                 };
             }
             #[cfg(feature = "tls")]
             if let Some(message) = crate::tls::describe_failure(&io, "") {
-                return Failure::new(AsyncErrorKind::Tls, message);
+                // Open already: a TLS error now is the transport's.
+                return Failure::new(AsyncErrorKind::Tls, message).transient();
             }
             (AsyncErrorKind::Io, format!("I/O error: {io}"), None)
         }
@@ -140,6 +175,7 @@ pub(super) fn open_failure(e: tungstenite::Error) -> Failure {
         message,
         close_code,
         http_status: None,
+        transient: is_transient(kind),
     }
 }
 
@@ -181,6 +217,11 @@ mod tests {
     fn a_closed_handshake_is_a_handshake_failure() {
         let f = handshake_failure(tungstenite::Error::ConnectionClosed, "example.org");
         assert_eq!(f.kind, AsyncErrorKind::Handshake);
+        assert!(f.transient, "a server going away may come back");
+        let eof = tungstenite::Error::Protocol(ProtocolError::HandshakeIncomplete);
+        let f = handshake_failure(eof, "example.org");
+        assert_eq!(f.message, "connection closed during the opening handshake");
+        assert!(f.transient);
         let f = handshake_failure(
             tungstenite::Error::Io(io::ErrorKind::ConnectionReset.into()),
             "example.org",

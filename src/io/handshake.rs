@@ -21,6 +21,7 @@ const READ_BUFFER_BYTES: usize = 16 * 1024;
 pub(super) fn request(
     target: &Target,
     options: &Options,
+    extra_headers: &[(String, String)],
     keep_credentials: bool,
 ) -> Result<Request, Failure> {
     let bad = |what: String| Failure::new(AsyncErrorKind::Handshake, what);
@@ -40,7 +41,7 @@ pub(super) fn request(
             .map_err(|e| bad(format!("bad extension offer: {e}")))?;
         headers.insert("Sec-WebSocket-Extensions", value);
     }
-    for (name, value) in &options.headers {
+    for (name, value) in extra_headers {
         let credential =
             name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie");
         if credential && !keep_credentials {
@@ -125,7 +126,7 @@ mod tests {
             ],
             ..Options::default()
         };
-        let request = request(&target, &options, true).unwrap();
+        let request = request(&target, &options, &options.headers, true).unwrap();
         assert_eq!(request.uri().to_string(), "ws://127.0.0.1:9/chat?room=1");
         let headers = request.headers();
         assert_eq!(headers["Sec-WebSocket-Protocol"], "v2.chat, v1.chat");
@@ -144,9 +145,9 @@ mod tests {
             ],
             ..Options::default()
         };
-        let with = request(&target, &options, true).unwrap();
+        let with = request(&target, &options, &options.headers, true).unwrap();
         assert_eq!(with.headers()["authorization"], "Bearer x");
-        let without = request(&target, &options, false).unwrap();
+        let without = request(&target, &options, &options.headers, false).unwrap();
         assert!(without.headers().get("authorization").is_none());
         assert!(without.headers().get("cookie").is_none());
         assert_eq!(without.headers()["x-other"], "kept");
@@ -159,7 +160,7 @@ mod tests {
             headers: vec![("X-Bad".into(), "line\nbreak".into())],
             ..Options::default()
         };
-        let failure = request(&target, &options, true).unwrap_err();
+        let failure = request(&target, &options, &options.headers, true).unwrap_err();
         assert_eq!(failure.kind, AsyncErrorKind::Handshake);
         assert!(failure.message.contains("X-Bad") || failure.message.contains("x-bad"));
     }
@@ -191,7 +192,7 @@ mod tests {
         let target = Target::parse("ws://127.0.0.1:9/").unwrap();
         let mut options = Options::default();
         options.set_deflate(true).unwrap();
-        let request = request(&target, &options, true).unwrap();
+        let request = request(&target, &options, &options.headers, true).unwrap();
         assert_eq!(
             request.headers()["Sec-WebSocket-Extensions"],
             "permessage-deflate; client_max_window_bits"

@@ -169,6 +169,9 @@ impl Reactor {
                         self.with_connection(handle, |c, ctx| c.resume_reading(ctx));
                     }
                     Request::Resume => self.with_connection(handle, |c, ctx| c.resume_reading(ctx)),
+                    Request::Reconnect => {
+                        self.with_connection(handle, |c, ctx| c.on_reconnect_request(ctx))
+                    }
                 }
             }
             Command::Resolved(handle, result) => {

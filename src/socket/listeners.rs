@@ -14,6 +14,7 @@ use tungstenite::Message;
 
 use crate::event::{
     message_len, Binding, CloseRecord, ErrorRecord, EventKind, Listener, ListenerId,
+    ReconnectRecord, KINDS,
 };
 use crate::status::{Error, Result};
 use crate::sync::lock;
@@ -26,7 +27,9 @@ pub(crate) type PendingReplay = (EventKind, Weak<Binding>);
 
 /// A recorded event to replay to a late listener.
 pub(crate) enum Replay {
-    Open,
+    /// With how many times the socket opened before.
+    Open(u32),
+    Reconnecting(ReconnectRecord),
     Error(ErrorRecord),
     Close(CloseRecord),
 }
@@ -46,7 +49,8 @@ pub(crate) enum Bound {
 }
 
 /// Pending replays in protocol order: a missed `open` comes before the
-/// held messages, a missed `error` and `close` after them, `close` last.
+/// held messages, a missed `reconnecting`, `error` and `close` after them,
+/// `close` last.
 /// Within a kind, listeners keep their bind order.
 pub(crate) struct ReplayOrder {
     pub before_held: Vec<PendingReplay>,
@@ -58,8 +62,12 @@ impl ReplayOrder {
         let (before_held, mut after_held): (Vec<_>, Vec<_>) = pending
             .into_iter()
             .partition(|(kind, _)| *kind == EventKind::Open);
-        // Stable: error listeners keep their order, close ones theirs.
-        after_held.sort_by_key(|(kind, _)| *kind == EventKind::Close);
+        // Stable: listeners of one kind keep their order.
+        after_held.sort_by_key(|(kind, _)| match kind {
+            EventKind::Reconnecting => 0,
+            EventKind::Error => 1,
+            _ => 2,
+        });
         ReplayOrder {
             before_held,
             after_held,
@@ -69,8 +77,14 @@ impl ReplayOrder {
 
 #[derive(Default)]
 struct Record {
-    lists: [BindingList; 4],
-    opened: bool,
+    lists: [BindingList; KINDS],
+    /// The socket is open now (the number of opens before this one): a
+    /// late `open` listener gets the current state, not history, so a
+    /// lost connection clears it.
+    opened: Option<u32>,
+    /// The socket waits for its next attempt: a late `reconnecting`
+    /// listener gets this, the current state.
+    reconnecting: Option<ReconnectRecord>,
     error: Option<ErrorRecord>,
     closed: Option<CloseRecord>,
     held: VecDeque<Message>,
@@ -111,9 +125,10 @@ impl Listeners {
         new_list.push(binding);
         *list = Arc::new(new_list);
         let happened = match kind {
-            EventKind::Open => record.opened,
+            EventKind::Open => record.opened.is_some(),
             EventKind::Error => record.error.is_some(),
             EventKind::Close => record.closed.is_some(),
+            EventKind::Reconnecting => record.reconnecting.is_some(),
             EventKind::Message => false,
         };
         if happened {
@@ -151,7 +166,7 @@ impl Listeners {
     /// Ends binding for good (the socket is freed): drops held messages and
     /// returns every list, each binding marked removed. Dropping the lists
     /// runs the finalizers of bindings no snapshot still holds.
-    pub fn seal(&self) -> [BindingList; 4] {
+    pub fn seal(&self) -> [BindingList; KINDS] {
         let lists = {
             let mut record = lock(&self.record);
             record.sealed = true;
@@ -167,21 +182,40 @@ impl Listeners {
 
     // ----- recording events and taking snapshots ------------------------
 
-    /// Records `open` and returns the listeners to call.
-    pub fn record_open(&self) -> BindingList {
+    /// Records `open` (after `attempt` opens before it) and returns the
+    /// listeners to call.
+    pub fn record_open(&self, attempt: u32) -> BindingList {
         let mut record = lock(&self.record);
-        record.opened = true;
+        record.opened = Some(attempt);
+        record.reconnecting = None;
         record.lists[EventKind::Open.index()].clone()
+    }
+
+    /// The connection was lost, another comes: the socket is no longer
+    /// open. Returns the `reconnecting` listeners to call.
+    pub fn record_reconnecting(
+        &self,
+        reconnecting: ReconnectRecord,
+    ) -> (BindingList, ReconnectRecord) {
+        let mut record = lock(&self.record);
+        record.opened = None;
+        record.reconnecting = Some(reconnecting.clone());
+        (
+            record.lists[EventKind::Reconnecting.index()].clone(),
+            reconnecting,
+        )
     }
 
     pub fn record_error(&self, error: ErrorRecord) -> (BindingList, ErrorRecord) {
         let mut record = lock(&self.record);
+        record.reconnecting = None;
         record.error = Some(error.clone());
         (record.lists[EventKind::Error.index()].clone(), error)
     }
 
     pub fn record_close(&self, close: CloseRecord) -> (BindingList, CloseRecord) {
         let mut record = lock(&self.record);
+        record.reconnecting = None;
         record.closed = Some(close.clone());
         (record.lists[EventKind::Close.index()].clone(), close)
     }
@@ -190,7 +224,8 @@ impl Listeners {
     pub fn recorded(&self, kind: EventKind) -> Option<Replay> {
         let record = lock(&self.record);
         match kind {
-            EventKind::Open if record.opened => Some(Replay::Open),
+            EventKind::Open => record.opened.map(Replay::Open),
+            EventKind::Reconnecting => record.reconnecting.clone().map(Replay::Reconnecting),
             EventKind::Error => record.error.clone().map(Replay::Error),
             EventKind::Close => record.closed.clone().map(Replay::Close),
             _ => None,
@@ -310,7 +345,7 @@ mod tests {
             l.bind(EventKind::Open, probe(1, &dropped)).unwrap(),
             Bound::Quietly
         );
-        l.record_open();
+        l.record_open(0);
         assert!(!l.has_replays());
         assert_eq!(
             l.bind(EventKind::Open, probe(2, &dropped)).unwrap(),
@@ -325,7 +360,7 @@ mod tests {
         assert_eq!(order.before_held.len(), 1);
         assert!(order.after_held.is_empty());
         assert!(!l.has_replays());
-        assert!(matches!(l.recorded(EventKind::Open), Some(Replay::Open)));
+        assert!(matches!(l.recorded(EventKind::Open), Some(Replay::Open(0))));
         assert!(l.recorded(EventKind::Close).is_none());
     }
 
@@ -333,7 +368,7 @@ mod tests {
     fn replays_run_open_then_error_then_close_keeping_bind_order() {
         let l = Listeners::default();
         let dropped = Arc::new(AtomicUsize::new(0));
-        l.record_open();
+        l.record_open(0);
         l.record_error(ErrorRecord::new(AsyncErrorKind::Io, "gone", None));
         l.record_close(close_record(1006));
         let binds = [

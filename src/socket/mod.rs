@@ -11,14 +11,14 @@ mod listeners;
 mod outbox;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use crate::answer::Answer;
 use crate::event::{message_len, EventKind, Listener, ListenerId, Queued};
 use crate::framing::{new_mask, Agreement, DataOpcode};
 #[cfg(feature = "deflate")]
 use crate::framing::{Compressor, RSV1};
-use crate::options::Options;
+use crate::options::{check_header, Options};
 use crate::route::Route;
 use crate::status::{Error, ErrorKind, Result};
 use crate::target::Target;
@@ -26,6 +26,9 @@ use crate::target::Target;
 use free_gate::FreeGate;
 pub(crate) use listeners::{BindingList, Bound, Listeners, PendingReplay, Replay};
 pub(crate) use outbox::{CloseRequest, Outbox, ReadyState};
+
+/// Header names and values for an opening handshake.
+pub(crate) type Headers = Vec<(String, String)>;
 
 /// What a socket asks of the loop that serves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,8 @@ pub(crate) enum Request {
     /// Reading paused while undelivered messages were over the cap; the
     /// host has delivered enough of them.
     Resume,
+    /// The caller asked to drop the connection and connect again.
+    Reconnect,
 }
 
 /// Where a socket posts its requests; any thread may post.
@@ -72,16 +77,27 @@ pub(crate) struct Socket {
     /// over the cap. Whoever brings them under half the cap resumes it.
     reading_paused: AtomicBool,
     outbox: Outbox,
-    protocol: OnceLock<String>,
-    /// The server's `Sec-WebSocket-Extensions`, once open.
-    extensions: OnceLock<String>,
+    /// The current connection's subprotocol and the server's
+    /// `Sec-WebSocket-Extensions`; empty until open, and again after a
+    /// lost connection.
+    protocol: Mutex<String>,
+    extensions: Mutex<String>,
+    /// Headers for the next opening handshake, once `set_header` edited
+    /// the options' list.
+    headers: Mutex<Option<Arc<Headers>>>,
     /// The answer to the last opening handshake, once it came.
     answer: Mutex<Option<Arc<Answer>>>,
     /// The URL the last redirect led to.
     redirected_to: Mutex<Option<String>>,
-    /// Set at open when permessage-deflate was agreed.
+    /// permessage-deflate was agreed with the current connection: sends
+    /// take `compressor`. Read first so that sends without deflate touch
+    /// no lock.
     #[cfg(feature = "deflate")]
-    compressor: OnceLock<Compressor>,
+    deflating: AtomicBool,
+    /// The current connection's compressor, with the outbox generation
+    /// (connection) it compresses for.
+    #[cfg(feature = "deflate")]
+    compressor: Mutex<Option<(u64, Arc<Compressor>)>>,
     listeners: Listeners,
     gate: FreeGate,
 }
@@ -105,12 +121,15 @@ impl Socket {
             undelivered: AtomicUsize::new(0),
             reading_paused: AtomicBool::new(false),
             outbox: Outbox::default(),
-            protocol: OnceLock::new(),
-            extensions: OnceLock::new(),
+            protocol: Mutex::default(),
+            extensions: Mutex::default(),
+            headers: Mutex::new(None),
             answer: Mutex::new(None),
             redirected_to: Mutex::new(None),
             #[cfg(feature = "deflate")]
-            compressor: OnceLock::new(),
+            deflating: AtomicBool::new(false),
+            #[cfg(feature = "deflate")]
+            compressor: Mutex::new(None),
             listeners: Listeners::default(),
             gate: FreeGate::default(),
         }
@@ -124,12 +143,19 @@ impl Socket {
         self.outbox.buffered()
     }
 
-    pub fn protocol(&self) -> &str {
-        self.protocol.get().map_or("", String::as_str)
+    pub fn protocol(&self) -> String {
+        crate::sync::lock(&self.protocol).clone()
     }
 
-    pub fn extensions(&self) -> &str {
-        self.extensions.get().map_or("", String::as_str)
+    pub fn extensions(&self) -> String {
+        crate::sync::lock(&self.extensions).clone()
+    }
+
+    /// The caller's headers for the next opening handshake.
+    pub fn handshake_headers(&self) -> Arc<Headers> {
+        crate::sync::lock(&self.headers)
+            .clone()
+            .unwrap_or_else(|| Arc::new(self.options.headers.clone()))
     }
 
     /// The answer to the last opening handshake, if one came.
@@ -144,8 +170,8 @@ impl Socket {
             .unwrap_or_else(|| self.target.url.to_string())
     }
 
-    pub(crate) fn set_redirected_to(&self, url: &str) {
-        *crate::sync::lock(&self.redirected_to) = Some(url.to_owned());
+    pub(crate) fn set_redirected_to(&self, url: Option<&str>) {
+        *crate::sync::lock(&self.redirected_to) = url.map(str::to_owned);
     }
 
     pub fn is_freed(&self) -> bool {
@@ -169,10 +195,16 @@ impl Socket {
         let mask = new_mask();
         let limit = self.options.max_send_queue;
         #[cfg(feature = "deflate")]
-        if let Some(compressor) = self.compressor.get() {
-            return self.send_compressed(compressor, opcode, payload, mask);
+        if self.deflating.load(Ordering::Acquire) {
+            let current = crate::sync::lock(&self.compressor).clone();
+            if let Some((generation, compressor)) = current {
+                return self.send_compressed(generation, &compressor, opcode, payload, mask);
+            }
         }
-        if self.outbox.push(opcode, 0, payload, len, mask, limit)? {
+        if self
+            .outbox
+            .push(None, opcode, 0, payload, len, mask, limit)?
+        {
             self.serving.post(self, Request::Flush);
         }
         Ok(())
@@ -182,9 +214,12 @@ impl Socket {
     /// a refused message never enters the compression context (the peer's
     /// copy of it would go out of step); holding the send order keeps them
     /// true until the push, as only this socket's sends add to its queue.
+    /// `generation` names the connection the compressor serves: if it was
+    /// lost meanwhile, the push is refused.
     #[cfg(feature = "deflate")]
     fn send_compressed(
         self: &Arc<Self>,
+        generation: u64,
         compressor: &Compressor,
         opcode: DataOpcode,
         payload: &[u8],
@@ -194,12 +229,24 @@ impl Socket {
         let mut sending = compressor.begin();
         self.outbox.check_room(payload.len(), limit)?;
         let ask = sending.with_message(payload, |compressed| match compressed {
-            Some(wire) => self
-                .outbox
-                .push(opcode, RSV1, wire, payload.len(), mask, limit),
-            None => self
-                .outbox
-                .push(opcode, 0, payload, payload.len(), mask, limit),
+            Some(wire) => self.outbox.push(
+                Some(generation),
+                opcode,
+                RSV1,
+                wire,
+                payload.len(),
+                mask,
+                limit,
+            ),
+            None => self.outbox.push(
+                Some(generation),
+                opcode,
+                0,
+                payload,
+                payload.len(),
+                mask,
+                limit,
+            ),
         })?;
         drop(sending);
         if ask {
@@ -213,6 +260,49 @@ impl Socket {
         if self.outbox.request_close(frame) {
             self.serving.post(self, Request::Close);
         }
+    }
+
+    /// Asks for the current connection to be dropped (closed with 1000
+    /// when open) and a new one made at once, with the failure count reset.
+    /// Only for a socket with reconnection on, before it is closed.
+    pub fn reconnect(self: &Arc<Self>) -> Result<()> {
+        if !self.options.reconnect.enabled {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "reconnection is off for this socket (turn it on with ws_options_set_reconnect)",
+            ));
+        }
+        if self.outbox.close_requested() || self.ready_state() == ReadyState::Closed {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "the socket is closed or closing by request",
+            ));
+        }
+        self.serving.post(self, Request::Reconnect);
+        Ok(())
+    }
+
+    /// Sets (or with `None` removes) a header of the next opening
+    /// handshakes, replacing every value of that name.
+    pub fn set_header(&self, name: &str, value: Option<&str>) -> Result<()> {
+        check_header(name, value.unwrap_or(""))?;
+        if self.ready_state() == ReadyState::Closed {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "the socket is closed: no handshake will follow",
+            ));
+        }
+        let mut edited = crate::sync::lock(&self.headers);
+        let mut headers: Headers = match edited.as_ref() {
+            Some(h) => h.as_ref().clone(),
+            None => self.options.headers.clone(),
+        };
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        if let Some(value) = value {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+        *edited = Some(Arc::new(headers));
+        Ok(())
     }
 
     /// Releases the socket: from outside every callback, no callback of it
@@ -278,20 +368,36 @@ impl Socket {
         extensions: String,
         deflate: Option<Agreement>,
     ) -> bool {
-        if let Some(p) = protocol {
-            let _ = self.protocol.set(p);
-        }
-        let _ = self.extensions.set(extensions);
+        *crate::sync::lock(&self.protocol) = protocol.unwrap_or_default();
+        *crate::sync::lock(&self.extensions) = extensions;
         // Set before OPEN is published: a send that sees OPEN sees it.
         #[cfg(feature = "deflate")]
         if let Some(agreement) = deflate {
             let d = &self.options.deflate;
-            let _ = self
-                .compressor
-                .set(Compressor::new(&agreement, d.level, d.threshold));
+            let compressor = Compressor::new(&agreement, d.level, d.threshold);
+            *crate::sync::lock(&self.compressor) =
+                Some((self.outbox.generation(), Arc::new(compressor)));
+            self.deflating.store(true, Ordering::Release);
         }
         let _ = deflate;
         self.outbox.mark_open()
+    }
+
+    /// The connection was lost and another will be tried: back to
+    /// CONNECTING, with what was queued for the lost one dropped (the
+    /// bytes, returned) and its subprotocol, extensions and compressor
+    /// gone. `None` when the caller asked to close meanwhile: then the
+    /// socket must end instead.
+    pub(crate) fn begin_reconnect(&self) -> Option<usize> {
+        let dropped = self.outbox.begin_reconnect()?;
+        crate::sync::lock(&self.protocol).clear();
+        crate::sync::lock(&self.extensions).clear();
+        #[cfg(feature = "deflate")]
+        {
+            self.deflating.store(false, Ordering::Release);
+            *crate::sync::lock(&self.compressor) = None;
+        }
+        Some(dropped)
     }
 
     /// Messages received and not yet given to a listener: held for one,
@@ -463,7 +569,7 @@ mod tests {
         let (socket, lp) = socket_with(Options::default());
         socket.bind(EventKind::Open, Box::new(Nop(1))).unwrap();
         assert!(lp.take().is_empty());
-        socket.listeners().record_open();
+        socket.listeners().record_open(0);
         socket.bind(EventKind::Open, Box::new(Nop(2))).unwrap();
         assert_eq!(lp.take(), [Request::Replay]);
         socket.listeners().hold(tungstenite::Message::text("x"));

@@ -51,6 +51,9 @@ struct Queue {
     /// The loop was asked to take the frames and has not yet.
     scheduled: bool,
     close: Option<CloseRequest>,
+    /// Which connection of the socket the queue serves; a lost connection
+    /// moves it on, so a frame compressed for the old one is refused.
+    generation: u64,
 }
 
 pub(crate) struct Outbox {
@@ -74,6 +77,7 @@ impl Default for Outbox {
                 payload: 0,
                 scheduled: false,
                 close: None,
+                generation: 0,
             }),
         }
     }
@@ -125,11 +129,14 @@ impl Outbox {
     /// Appends a message as one masked frame if the socket is OPEN and the
     /// queue has room under `limit` bytes. `wire` is the payload as sent
     /// (compressed when `flags` has RSV1); `len`, the message's own size,
-    /// is what counts against the limit and in `bufferedAmount`. Ok(true)
+    /// is what counts against the limit and in `bufferedAmount`. With
+    /// `generation`, only while the queue serves that connection. Ok(true)
     /// when the loop must be asked to take the frames (it was not asked
     /// since it last took).
+    #[allow(clippy::too_many_arguments)]
     pub fn push(
         &self,
+        generation: Option<u64>,
         opcode: DataOpcode,
         flags: u8,
         wire: &[u8],
@@ -139,6 +146,12 @@ impl Outbox {
     ) -> Result<bool> {
         let mut queue = lock(&self.queue);
         self.check_room(len, limit)?;
+        if generation.is_some_and(|g| g != queue.generation) {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "cannot send: the connection was lost while the message was compressed",
+            ));
+        }
         append_frame(&mut queue.frames, opcode, flags, wire, mask);
         queue.payload += len;
         self.queued.store(true, Ordering::Release);
@@ -148,13 +161,19 @@ impl Outbox {
 
     /// Records a close request and moves to CLOSING: an abort while
     /// CONNECTING, the closing handshake while OPEN. False when already
-    /// CLOSING or CLOSED (closing twice is not an error, and asks nothing).
+    /// CLOSING or CLOSED (closing twice is not an error, and asks nothing);
+    /// while CLOSING the request is still recorded, so that a connection
+    /// closing for another reason is not reconnected.
     pub fn request_close(&self, frame: Option<(u16, String)>) -> bool {
         let mut queue = lock(&self.queue);
         let request = match self.ready_state() {
             ReadyState::Connecting => CloseRequest::Abort,
             ReadyState::Open => CloseRequest::Handshake(frame),
-            ReadyState::Closing | ReadyState::Closed => return false,
+            ReadyState::Closing => {
+                queue.close.get_or_insert(CloseRequest::Handshake(frame));
+                return false;
+            }
+            ReadyState::Closed => return false,
         };
         queue.close = Some(request);
         self.set_ready(ReadyState::Closing);
@@ -165,6 +184,35 @@ impl Outbox {
 
     pub fn close_request(&self) -> Option<CloseRequest> {
         lock(&self.queue).close.clone()
+    }
+
+    /// The caller asked to close: no reconnection may follow.
+    pub fn close_requested(&self) -> bool {
+        lock(&self.queue).close.is_some()
+    }
+
+    // Read by compressed sends only.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub fn generation(&self) -> u64 {
+        lock(&self.queue).generation
+    }
+
+    /// Back to CONNECTING for a new connection, unless the caller asked to
+    /// close (`None`): drops every frame not yet written and returns their
+    /// payload bytes.
+    pub fn begin_reconnect(&self) -> Option<usize> {
+        let mut queue = lock(&self.queue);
+        if queue.close.is_some() || self.ready_state() == ReadyState::Closed {
+            return None;
+        }
+        let dropped = self.buffered.swap(0, Ordering::AcqRel);
+        self.set_ready(ReadyState::Connecting);
+        queue.frames = Vec::new();
+        queue.payload = 0;
+        queue.scheduled = false;
+        queue.generation += 1;
+        self.queued.store(false, Ordering::Release);
+        Some(dropped)
     }
 
     /// CONNECTING → OPEN. False when a close got there first.
@@ -248,14 +296,16 @@ mod tests {
     fn sends_only_while_open() {
         let outbox = Outbox::default();
         let err = outbox
-            .push(DataOpcode::Text, 0, b"x", 1, MASK, 100)
+            .push(None, DataOpcode::Text, 0, b"x", 1, MASK, 100)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidState);
         assert!(outbox.mark_open());
-        assert!(outbox.push(DataOpcode::Text, 0, b"x", 1, MASK, 100).is_ok());
+        assert!(outbox
+            .push(None, DataOpcode::Text, 0, b"x", 1, MASK, 100)
+            .is_ok());
         outbox.mark_closing();
         let err = outbox
-            .push(DataOpcode::Text, 0, b"x", 1, MASK, 100)
+            .push(None, DataOpcode::Text, 0, b"x", 1, MASK, 100)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidState);
     }
@@ -264,10 +314,10 @@ mod tests {
     fn asks_the_loop_once_until_it_takes() {
         let outbox = open();
         assert!(outbox
-            .push(DataOpcode::Binary, 0, b"ab", 2, MASK, 100)
+            .push(None, DataOpcode::Binary, 0, b"ab", 2, MASK, 100)
             .unwrap());
         assert!(!outbox
-            .push(DataOpcode::Binary, 0, b"cd", 2, MASK, 100)
+            .push(None, DataOpcode::Binary, 0, b"cd", 2, MASK, 100)
             .unwrap());
         assert_eq!(outbox.buffered(), 4);
         let mut frames = Vec::new();
@@ -278,7 +328,7 @@ mod tests {
         outbox.written(4);
         assert_eq!(outbox.buffered(), 0);
         assert!(outbox
-            .push(DataOpcode::Binary, 0, b"ef", 2, MASK, 100)
+            .push(None, DataOpcode::Binary, 0, b"ef", 2, MASK, 100)
             .unwrap());
     }
 
@@ -286,14 +336,14 @@ mod tests {
     fn limits_leave_the_queue_unchanged() {
         let outbox = open();
         let err = outbox
-            .push(DataOpcode::Binary, 0, &[0; 11], 11, MASK, 10)
+            .push(None, DataOpcode::Binary, 0, &[0; 11], 11, MASK, 10)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::TooLarge);
         outbox
-            .push(DataOpcode::Binary, 0, &[0; 6], 6, MASK, 10)
+            .push(None, DataOpcode::Binary, 0, &[0; 6], 6, MASK, 10)
             .unwrap();
         let err = outbox
-            .push(DataOpcode::Binary, 0, &[0; 5], 5, MASK, 10)
+            .push(None, DataOpcode::Binary, 0, &[0; 5], 5, MASK, 10)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::QueueFull);
         assert_eq!(outbox.buffered(), 6);
@@ -320,7 +370,7 @@ mod tests {
     fn closed_drops_the_queue_once() {
         let outbox = open();
         outbox
-            .push(DataOpcode::Text, 0, b"lost", 4, MASK, 100)
+            .push(None, DataOpcode::Text, 0, b"lost", 4, MASK, 100)
             .unwrap();
         assert!(outbox.mark_closed());
         assert!(!outbox.mark_closed());
@@ -328,5 +378,40 @@ mod tests {
         assert!(!outbox.has_frames());
         outbox.mark_closing();
         assert_eq!(outbox.ready_state(), ReadyState::Closed);
+    }
+
+    #[test]
+    fn reconnecting_drops_the_queue_and_refuses_old_compressed_frames() {
+        let outbox = open();
+        let generation = outbox.generation();
+        outbox
+            .push(Some(generation), DataOpcode::Text, 0, b"lost", 4, MASK, 100)
+            .unwrap();
+        assert_eq!(outbox.begin_reconnect(), Some(4));
+        assert_eq!(outbox.ready_state(), ReadyState::Connecting);
+        assert_eq!(outbox.buffered(), 0);
+        assert!(!outbox.has_frames());
+        assert!(outbox.mark_open());
+        let err = outbox
+            .push(Some(generation), DataOpcode::Text, 0, b"old", 3, MASK, 100)
+            .unwrap_err();
+        assert_eq!(
+            err.kind,
+            ErrorKind::InvalidState,
+            "compressed for the lost one"
+        );
+        let now = outbox.generation();
+        assert!(outbox
+            .push(Some(now), DataOpcode::Text, 0, b"new", 3, MASK, 100)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_close_asked_while_closing_forbids_reconnecting() {
+        let outbox = open();
+        outbox.mark_closing();
+        assert!(!outbox.request_close(None), "nothing to ask the loop");
+        assert!(outbox.close_requested());
+        assert_eq!(outbox.begin_reconnect(), None);
     }
 }
