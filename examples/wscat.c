@@ -3,13 +3,17 @@
  * tools, written only against the public header wsembed.h.
  *
  *   wscat URL [-H "Name: value"]... [-p subprotocol]... [--ca FILE]
- *         [--insecure] [--deflate] [--binary]
+ *         [--insecure] [--deflate] [--reconnect] [--binary]
  *
  * Each line read from standard input is sent as one message (text, or
  * binary with --binary; the newline is not sent). Each message received is
  * written to standard output followed by a newline: text as it is, binary
  * as a hex dump (raw bytes with --binary). --deflate offers compression
- * (permessage-deflate), which the server may decline. Connection events
+ * (permessage-deflate), which the server may decline. --reconnect keeps
+ * the session across lost connections: each loss is reported ("connection
+ * lost ... reconnecting in N ms") and lines typed meanwhile wait for the
+ * next connection; a refusal that would recur, or a server's close 1000,
+ * still ends it. Connection events
  * (connected, with the subprotocol and the extensions agreed; error;
  * closed with its code and reason) go to standard error, so that
  * standard output carries only messages. At the end of input (or on
@@ -54,7 +58,8 @@ static struct {
     int closed;
     int clean;  /* the close event's was_clean */
     int binary; /* --binary: print binary messages raw */
-} st = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0};
+    int reconnect; /* --reconnect */
+} st = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0};
 
 static int wake_pipe[2] = {-1, -1};
 static volatile sig_atomic_t interrupted;
@@ -186,6 +191,20 @@ static void on_close(ws_handle ws, const ws_event *event, void *userdata) {
     wake();
 }
 
+static void on_reconnecting(ws_handle ws, const ws_event *event, void *userdata) {
+    (void)ws;
+    (void)userdata;
+    flockfile(stderr);
+    fprintf(stderr, "wscat: connection lost: code %u", event->code);
+    if (event->reason[0] != '\0')
+        fprintf(stderr, ", \"%s\"", event->reason);
+    if (event->error_code != 0)
+        fprintf(stderr, " [%s]", ws_strerror(event->error_code));
+    fprintf(stderr, "; reconnecting in %u ms (attempt %u)\n", event->delay_ms, event->attempt);
+    funlockfile(stderr);
+    wake();
+}
+
 static int is_closed(void) {
     int closed;
     pthread_mutex_lock(&st.lock);
@@ -218,7 +237,7 @@ static void wait_wake(void) {
 
 static void usage(FILE *to) {
     fprintf(to, "usage: wscat URL [-H \"Name: value\"]... [-p subprotocol]... [--ca FILE]\n"
-                "             [--insecure] [--deflate] [--binary]\n"
+                "             [--insecure] [--deflate] [--reconnect] [--binary]\n"
                 "       wscat --version\n"
                 "Sends each line of standard input as a message and prints each message\n"
                 "received; events go to standard error. Ctrl-C or end of input closes.\n");
@@ -281,6 +300,11 @@ static int parse_options(int argc, char **argv, ws_options *options, const char 
             status = ws_options_set_deflate(options, true);
             if (status != WS_OK)
                 return option_failed(status, "--deflate");
+        } else if (strcmp(arg, "--reconnect") == 0) {
+            status = ws_options_set_reconnect(options, true);
+            if (status != WS_OK)
+                return option_failed(status, "--reconnect");
+            st.reconnect = 1;
         } else if (strcmp(arg, "--binary") == 0) {
             st.binary = 1;
         } else if (arg[0] != '-' && *url == NULL) {
@@ -311,8 +335,14 @@ static int send_line(ws_handle ws, const char *line, size_t len) {
             poll(NULL, 0, 10);
             continue;
         }
-        if (status == WS_ERR_INVALID_STATE)
+        if (status == WS_ERR_INVALID_STATE) {
+            /* Between connections: the line waits for the next one. */
+            if (st.reconnect && ws_ready_state(ws) == WS_CONNECTING && !is_closed() && !interrupted) {
+                wait_wake();
+                continue;
+            }
             return -1;
+        }
         fprintf(stderr, "wscat: line not sent: %s%s\n", ws_last_error(),
                 status == WS_ERR_INVALID_UTF8 ? " (use --binary for non-UTF-8 input)" : "");
         return 0;
@@ -427,6 +457,7 @@ int main(int argc, char **argv) {
     ws_bind(ws, WS_EVENT_MESSAGE, on_message, NULL);
     ws_bind(ws, WS_EVENT_ERROR, on_error, NULL);
     ws_bind(ws, WS_EVENT_CLOSE, on_close, NULL);
+    ws_bind(ws, WS_EVENT_RECONNECTING, on_reconnecting, NULL);
 
     /* Input is read only once the socket is open: until then a send would
      * be refused (WS_ERR_INVALID_STATE), and the lines wait in the pipe. */

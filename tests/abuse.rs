@@ -123,7 +123,14 @@ unsafe extern "C" fn on_event(h: ws_handle, e: *const ws_event, ud: *mut c_void)
             log.freed.store(true, Ordering::SeqCst);
             world().stale.lock().unwrap().push(h);
         }
-        3 => bind(h, rng.below(6) as u32, false),
+        3 => bind(h, rng.below(7) as u32, false),
+        5 => {
+            let s = ws_reconnect(h);
+            assert!(
+                [WS_OK, WS_ERR_INVALID_STATE, WS_ERR_INVALID_HANDLE].contains(&s),
+                "{s}"
+            );
+        }
         4 => {
             // Its own dispatcher refuses (nested); another may run here.
             let d = world().dispatchers[rng.below(2) as usize];
@@ -153,7 +160,7 @@ fn bind(h: ws_handle, kind: u32, records_order: bool) {
         [WS_OK, WS_ERR_INVALID_HANDLE, WS_ERR_INVALID_ARGUMENT].contains(&s),
         "bind {s}"
     );
-    if (1..=4).contains(&kind) && s == WS_ERR_INVALID_ARGUMENT {
+    if (1..=5).contains(&kind) && s == WS_ERR_INVALID_ARGUMENT {
         panic!("valid kind {kind} refused");
     }
 }
@@ -185,7 +192,7 @@ fn step(rng: &mut Rng) {
             "status {s}"
         );
     };
-    match rng.below(21) {
+    match rng.below(22) {
         0 | 1 => {
             if w.live.lock().unwrap().len() >= 40 {
                 return;
@@ -205,6 +212,12 @@ fn step(rng: &mut Rng) {
             if rng.below(4) == 0 {
                 assert_eq!(ws_options_set_max_redirects(options, 2), WS_OK);
             }
+            // And some reconnect, quickly (the walk's ws_reconnect and
+            // the echo server's going away make them cycle).
+            if rng.below(4) == 0 {
+                assert_eq!(ws_options_set_reconnect(options, true), WS_OK);
+                assert_eq!(ws_options_set_reconnect_delay(options, 1, 20), WS_OK);
+            }
             let h = ws_open_ex(w.url.as_ptr(), options);
             ws_options_free(options);
             assert_ne!(h, 0);
@@ -214,6 +227,7 @@ fn step(rng: &mut Rng) {
                 WS_EVENT_MESSAGE,
                 WS_EVENT_ERROR,
                 WS_EVENT_CLOSE,
+                WS_EVENT_RECONNECTING,
             ] {
                 bind(h, kind, true);
             }
@@ -343,6 +357,27 @@ fn step(rng: &mut Rng) {
                 _ => ok_or_handle(ws_dispatcher_wakeup(d), &[]),
             }
         }
+        20 => {
+            if rng.below(2) == 0 {
+                ok_or_handle(ws_reconnect(h), &[WS_ERR_INVALID_STATE]);
+            } else {
+                let names = [
+                    c"X-Walk".as_ptr(),
+                    c"Host".as_ptr(),
+                    c"a b".as_ptr(),
+                    ptr::null(),
+                ];
+                let values = [c"1".as_ptr(), c"a\r\nb".as_ptr(), ptr::null()];
+                ok_or_handle(
+                    ws_set_header(
+                        h,
+                        names[rng.below(4) as usize],
+                        values[rng.below(3) as usize],
+                    ),
+                    &[WS_ERR_INVALID_ARGUMENT, WS_ERR_INVALID_STATE],
+                );
+            }
+        }
         _ => {
             let _ = ws_strerror(rng.next() as i32);
             let _ = ws_last_error();
@@ -350,23 +385,28 @@ fn step(rng: &mut Rng) {
     }
 }
 
-/// open?, message*, error?, close? and nothing after the close.
+/// (open, message*, reconnecting)*, then open? message*, error?, close?,
+/// and nothing after the close.
 fn check_order(h: ws_handle, kinds: &[u32]) {
-    let rank = |k: u32| match k {
-        WS_EVENT_OPEN => 0,
-        WS_EVENT_MESSAGE => 1,
-        WS_EVENT_ERROR => 2,
-        _ => 3,
-    };
-    assert!(
-        kinds.windows(2).all(|w| rank(w[0]) <= rank(w[1])),
-        "socket {h} out of order: {kinds:?}"
-    );
-    for once in [WS_EVENT_OPEN, WS_EVENT_ERROR, WS_EVENT_CLOSE] {
-        assert!(
-            kinds.iter().filter(|&&k| k == once).count() <= 1,
-            "socket {h}: {kinds:?}"
-        );
+    let (mut open, mut errored, mut closed) = (false, false, false);
+    for &k in kinds {
+        assert!(!closed, "socket {h}: an event after close: {kinds:?}");
+        match k {
+            WS_EVENT_OPEN => {
+                assert!(!open && !errored, "socket {h}: {kinds:?}");
+                open = true;
+            }
+            WS_EVENT_MESSAGE => assert!(!errored, "socket {h}: {kinds:?}"),
+            WS_EVENT_RECONNECTING => {
+                assert!(!errored, "socket {h}: {kinds:?}");
+                open = false;
+            }
+            WS_EVENT_ERROR => {
+                assert!(!errored, "socket {h}: {kinds:?}");
+                errored = true;
+            }
+            _ => closed = true,
+        }
     }
 }
 

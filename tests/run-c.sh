@@ -129,7 +129,9 @@ echo "== echo server: $url"
 cat >"$out/wscat_server.py" <<'EOF'
 # Test server for wscat and the C++ tests (Python websockets): /headers
 # sends back the X-Wscat-Test header and the selected subprotocol, /close
-# closes with 4001 "bye now" after the first message, anything else echoes.
+# closes with 4001 "bye now" after the first message, /restart sends
+# "connection N" and closes its first connection with 1012 (restarting),
+# anything else echoes.
 # It agrees to permessage-deflate when offered (websockets' default).
 import asyncio
 import websockets
@@ -137,7 +139,16 @@ import websockets
 def pick(connection, offered):
     return next((p for p in ("chat", "superchat") if p in offered), None)
 
+restarts = 0
+
 async def handler(ws):
+    global restarts
+    if ws.request.path == "/restart":
+        restarts += 1
+        await ws.send("connection %d" % restarts)
+        if restarts == 1:
+            await ws.close(1012, "restarting")
+            return
     if ws.request.path == "/headers":
         await ws.send("x-wscat-test=%s" % ws.request.headers.get("X-Wscat-Test"))
         await ws.send("subprotocol=%s" % ws.subprotocol)
@@ -326,6 +337,20 @@ wscat_server_close() {
     [ $rc = 0 ] && grep -q 'closed: code 4001, reason "bye now", clean' "$out/err"
 }
 check "wscat: a server-side close ends it while stdin is open" wscat_server_close
+
+# --reconnect: the server restarts the first connection; a line typed
+# after that goes out on the second, and the session ends cleanly.
+wscat_reconnect() {
+    local got
+    got=$( (sleep 1; printf 'after the restart\n') |
+        timeout $limit "$wscat" --reconnect "${pyurl}/restart" 2>"$out/err")
+    cat "$out/err"
+    echo "$got"
+    [ "$got" = $'connection 1\nconnection 2\nafter the restart' ] &&
+        grep -q 'connection lost: code 1012, "restarting"; reconnecting in [0-9]* ms (attempt 1)' "$out/err" &&
+        grep -q 'closed: code 1000, reason "", clean' "$out/err"
+}
+check "wscat --reconnect: a restarted server, the session goes on" wscat_reconnect
 
 # Ctrl-C: close politely (1000) and exit 0.
 wscat_sigint() {

@@ -223,6 +223,27 @@ struct CloseEvent {
     bool was_clean;
 };
 
+/** A `reconnecting` event (automatic reconnection): how the lost
+ * connection ended and when the next attempt comes (copied, safe to keep). */
+struct ReconnectingEvent {
+    /** The lost connection's close code (1006: no close frame came). */
+    std::uint16_t code;
+    /** The peer's close reason, or what failed. */
+    std::string reason;
+    bool was_clean;
+    /** The failure that ended it (WS_ERR_CONNECT, WS_ERR_TIMEOUT...), or 0
+     * for a close by the server. */
+    int error_code;
+    /** The HTTP status of a refused handshake, else 0. */
+    int http_status;
+    /** The coming attempt, from 1 since the last stable connection. */
+    std::uint32_t attempt;
+    /** Milliseconds before it. */
+    std::uint32_t delay_ms;
+    /** Bytes queued and never written, dropped with the connection. */
+    std::size_t dropped;
+};
+
 /**
  * A non-owning reference to a socket: what callbacks receive, and what
  * WebSocket::ref() gives. Copying it copies the handle number; using it
@@ -263,6 +284,22 @@ public:
     void close(std::uint16_t code, std::string_view reason = {}) const {
         const std::string r = detail::c_string(reason, "close reason");
         detail::check(ws_close_ex(handle_, code, r.c_str()));
+    }
+
+    /** Drops the connection and connects again at once (automatic
+     * reconnection only; Error(WS_ERR_INVALID_STATE) otherwise, or once
+     * closed by request). See ws_reconnect. */
+    void reconnect() const { detail::check(ws_reconnect(handle_)); }
+
+    /** Sets a header of the next opening handshakes, replacing the values
+     * of that name; see ws_set_header. */
+    void set_header(std::string_view name, std::string_view value) const {
+        detail::check(ws_set_header(handle_, detail::c_string(name, "header name").c_str(),
+                                    detail::c_string(value, "header value").c_str()));
+    }
+    /** Removes a header from the next opening handshakes. */
+    void remove_header(std::string_view name) const {
+        detail::check(ws_set_header(handle_, detail::c_string(name, "header name").c_str(), nullptr));
     }
 
     ReadyState ready_state() const {
@@ -475,6 +512,34 @@ public:
         detail::check(ws_options_set_max_redirects(options_, n));
         return *this;
     }
+    /// Reconnects automatically after a lost connection (default off): each
+    /// loss is an on_reconnecting event, and on_open runs again after each
+    /// reconnection. See ws_options_set_reconnect for what is retried.
+    Options &reconnect(bool on) {
+        detail::check(ws_options_set_reconnect(options_, on));
+        return *this;
+    }
+    /// Delays before reconnecting: the first, and the cap they grow to.
+    Options &reconnect_delay(std::chrono::milliseconds initial, std::chrono::milliseconds max) {
+        detail::check(ws_options_set_reconnect_delay(options_, detail::milliseconds(initial, "initial delay"),
+                                                     detail::milliseconds(max, "maximum delay")));
+        return *this;
+    }
+    /// Growth per failed attempt (default 2.0) and spread (default 0.2: ±20 %).
+    Options &reconnect_backoff(double multiplier, double jitter) {
+        detail::check(ws_options_set_reconnect_backoff(options_, multiplier, jitter));
+        return *this;
+    }
+    /// Consecutive failed attempts before giving up (default 0: never).
+    Options &reconnect_max_attempts(std::uint32_t n) {
+        detail::check(ws_options_set_reconnect_max_attempts(options_, n));
+        return *this;
+    }
+    /// How long a connection must stay open to reset the count (default 5 s).
+    Options &reconnect_stable(std::chrono::milliseconds open_for) {
+        detail::check(ws_options_set_reconnect_stable_ms(options_, detail::milliseconds(open_for, "stable time")));
+        return *this;
+    }
     /** Offers permessage-deflate compression (RFC 7692). The server may
      * decline: extensions() says what was agreed. */
     Options &deflate(bool offer) {
@@ -517,6 +582,7 @@ using OpenFn = std::function<void(SocketRef)>;
 using MessageFn = std::function<void(SocketRef, const Message &)>;
 using ErrorFn = std::function<void(SocketRef, const ErrorEvent &)>;
 using CloseFn = std::function<void(SocketRef, const CloseEvent &)>;
+using ReconnectingFn = std::function<void(SocketRef, const ReconnectingEvent &)>;
 
 /* The C trampolines: one per event kind, with the boxed std::function as
  * userdata. noexcept, because an exception must not unwind into the C
@@ -542,6 +608,15 @@ inline void call_close(ws_handle socket, const ws_event *event, void *userdata) 
     handoff_acquire();
     const CloseEvent close{event->code, std::string(event->reason), event->was_clean};
     (*static_cast<CloseFn *>(userdata))(SocketRef(socket), close);
+    handoff_release();
+}
+
+inline void call_reconnecting(ws_handle socket, const ws_event *event, void *userdata) noexcept {
+    handoff_acquire();
+    const ReconnectingEvent lost{event->code,        std::string(event->reason), event->was_clean,
+                                 event->error_code,  event->http_status,         event->attempt,
+                                 event->delay_ms,    event->len};
+    (*static_cast<ReconnectingFn *>(userdata))(SocketRef(socket), lost);
     handoff_release();
 }
 
@@ -634,7 +709,19 @@ public:
                                      detail::adapt<detail::CloseFn, F, CloseEvent>(std::forward<F>(f)));
     }
 
+    /** void(SocketRef, const ReconnectingEvent &) or void(const
+     * ReconnectingEvent &): a connection was lost and another attempt
+     * comes (Options::reconnect). Closing from it stops reconnecting. */
+    template <class F> WebSocket &on_reconnecting(F &&f) {
+        return bind<detail::ReconnectingFn>(
+            WS_EVENT_RECONNECTING, detail::call_reconnecting,
+            detail::adapt<detail::ReconnectingFn, F, ReconnectingEvent>(std::forward<F>(f)));
+    }
+
     using SocketRef::buffered_amount;
+    using SocketRef::reconnect;
+    using SocketRef::remove_header;
+    using SocketRef::set_header;
     using SocketRef::capi;
     using SocketRef::close;
     using SocketRef::extensions;

@@ -19,7 +19,7 @@ Callbacks. LuaJIT has a small, fixed number of callback slots, so the
 module makes ONE C callback (an ffi.cast of a Lua function), shared by
 every binding of every socket; each binding's userdata is an integer key
 into a Lua table. A callback gets an event table:
-  evt.type      "open", "message", "error" or "close"
+  evt.type      "open", "message", "error", "close" or "reconnecting"
   evt.target    the WebSocket
   evt.data      message: the payload as a Lua string (text or binary)
   evt.binary    message: true for a binary message, false for text
@@ -27,6 +27,10 @@ into a Lua table. A callback gets an event table:
                 close frame); reason is also the message of an error
   evt.error_code, evt.error_name       error (WS_ERR_DNS .. WS_ERR_IO)
   evt.status    error: the HTTP status of a refused handshake, else 0
+  evt.attempt   open: opens before this one; reconnecting (with the
+                reconnect option): the coming attempt, from 1, and
+  evt.delay     the seconds before it; code, reason, wasClean and
+                error_code say how the lost connection ended
 An error raised by a callback does not unwind through the C library
 (that would abort): it is caught, the other events go on, and dispatch()
 raises it once ws_dispatch has returned. Callbacks must not yield.
@@ -93,6 +97,11 @@ int ws_options_set_proxy(struct ws_options *options, const char *http_proxy_url)
 int ws_options_set_dispatcher(struct ws_options *options, ws_dispatcher dispatcher);
 int ws_options_set_deflate(struct ws_options *options, bool offer);
 int ws_options_set_max_redirects(struct ws_options *options, uint32_t n);
+int ws_options_set_reconnect(struct ws_options *options, bool on);
+int ws_options_set_reconnect_max_attempts(struct ws_options *options, uint32_t n);
+int ws_options_set_reconnect_stable_ms(struct ws_options *options, uint32_t ms);
+int ws_reconnect(ws_handle socket);
+int ws_set_header(ws_handle socket, const char *name, const char *value);
 bool ws_has_deflate(void);
 ws_handle ws_open_ex(const char *url, const struct ws_options *options);
 int ws_bind(ws_handle socket, ws_event_kind kind, ws_callback callback, void *userdata);
@@ -157,6 +166,7 @@ local C = {
     WS_EVENT_MESSAGE = 2,
     WS_EVENT_ERROR = 3,
     WS_EVENT_CLOSE = 4,
+    WS_EVENT_RECONNECTING = 5,
 }
 M._C = C
 local STATUS_NAMES = {}
@@ -168,7 +178,13 @@ for name, value in pairs(C) do
 end
 M.CONNECTING, M.OPEN, M.CLOSING, M.CLOSED = C.WS_CONNECTING, C.WS_OPEN, C.WS_CLOSING, C.WS_CLOSED
 
-local KINDS = { open = C.WS_EVENT_OPEN, message = C.WS_EVENT_MESSAGE, error = C.WS_EVENT_ERROR, close = C.WS_EVENT_CLOSE }
+local KINDS = {
+    open = C.WS_EVENT_OPEN,
+    message = C.WS_EVENT_MESSAGE,
+    error = C.WS_EVENT_ERROR,
+    close = C.WS_EVENT_CLOSE,
+    reconnecting = C.WS_EVENT_RECONNECTING,
+}
 
 ---------------------------------------------------------------------------
 -- Loading the library: $WSEMBED_LIBRARY, else the repository's build
@@ -352,8 +368,22 @@ local function make_event(ev, ws)
             status = ev.http_status,
             target = ws,
         }
+    elseif kind == C.WS_EVENT_RECONNECTING then
+        return {
+            type = "reconnecting",
+            code = ev.code,
+            reason = ffi.string(ev.reason),
+            wasClean = ev.was_clean,
+            error_code = ev.error_code,
+            status = ev.http_status,
+            -- The coming attempt, from 1, and the seconds before it.
+            attempt = ev.attempt,
+            delay = ev.delay_ms / 1000,
+            target = ws,
+        }
     end
-    return { type = "open", target = ws }
+    -- How many times the socket opened before (0 the first time).
+    return { type = "open", attempt = ev.attempt, target = ws }
 end
 
 local function deliver(ev, binding)
@@ -488,7 +518,9 @@ end
 local function kind_of(name)
     local kind = KINDS[name]
     if not kind then
-        bad_argument(("unknown WebSocket event %q: expected open, message, error or close"):format(tostring(name)))
+        bad_argument(
+            ("unknown WebSocket event %q: expected open, message, error, close or reconnecting"):format(tostring(name))
+        )
     end
     return kind
 end
@@ -568,6 +600,19 @@ function WebSocket:close(code, reason)
     check(lib.ws_close_ex(handle, code, reason))
 end
 
+--- ws:reconnect(): drops the connection (closing it with 1000 when open)
+-- and connects again at once; only with the reconnect option, and not
+-- once close() was called (WS_ERR_INVALID_STATE).
+function WebSocket:reconnect()
+    check(lib.ws_reconnect(handle_of(self)))
+end
+
+--- ws:set_header(name, value): sets (value nil: removes) a header of the
+-- next opening handshakes, e.g. a fresh token from a reconnecting callback.
+function WebSocket:set_header(name, value)
+    check(lib.ws_set_header(handle_of(self), tostring(name), value ~= nil and tostring(value) or nil))
+end
+
 --- ws:free(): releases the native socket now (an open one is closed with
 -- 1001 in the background, without further events). Idempotent.
 function WebSocket:free()
@@ -596,6 +641,14 @@ local OPTIONS = {
     deflate = { "ws_options_set_deflate" },
     -- HTTP redirects of the handshake to follow (default 0: refused).
     max_redirects = { "ws_options_set_max_redirects", 1, 0xFFFFFFFF },
+    -- Reconnect automatically after a lost connection (true/false): each
+    -- loss is a "reconnecting" event, and "open" comes again. The delays
+    -- are the library's defaults (1 s growing to 30 s, ±20 %).
+    reconnect = { "ws_options_set_reconnect" },
+    -- Consecutive failed attempts before giving up (0: never).
+    reconnect_max_attempts = { "ws_options_set_reconnect_max_attempts", 1, 0xFFFFFFFF },
+    -- Seconds a connection must stay open to reset the count (default 5).
+    reconnect_stable = { "ws_options_set_reconnect_stable_ms", 1000 },
 }
 
 local function configure(opts, protocols, options)

@@ -362,6 +362,41 @@ void handshake_answer() {
     CHECK(open_ws.response_status() == 101);
 }
 
+void reconnect() {
+    /* ws_reconnect on an open socket: a `reconnecting` event for the close
+     * with 1000, then a second open on the same object. */
+    Record rec;
+    std::vector<ReconnectingEvent> lost;
+    WebSocket ws(g_url, Options().reconnect(true).reconnect_delay(std::chrono::milliseconds(10),
+                                                                  std::chrono::milliseconds(100)));
+    ws.on_reconnecting([&](const ReconnectingEvent &e) { rec.waiter.update([&] { lost.push_back(e); }); });
+    rec.watch(ws);
+    CHECK(rec.wait_open());
+    ws.set_header("X-Session", "2");
+    ws.remove_header("X-Session");
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [&] { ws.set_header("Upgrade", "x"); }));
+    ws.reconnect();
+    CHECK(rec.waiter.wait([&] { return rec.opens == 2 || !rec.closes.empty(); }));
+    rec.waiter.read([&] {
+        CHECK(lost.size() == 1);
+        CHECK(lost.size() == 1 && lost[0].code == 1000 && lost[0].was_clean);
+        CHECK(lost.size() == 1 && lost[0].attempt == 1 && lost[0].delay_ms == 0 && lost[0].error_code == 0);
+        return 0;
+    });
+    ws.send("after reconnecting");
+    CHECK(rec.wait_messages(1));
+    ws.close();
+    CHECK(rec.wait_close());
+    CHECK(throws(WS_ERR_INVALID_STATE, [&] { ws.reconnect(); }));
+
+    /* Without the option there is nothing to reconnect. */
+    Record plain_rec;
+    WebSocket plain(g_url);
+    plain_rec.watch(plain);
+    CHECK(plain_rec.wait_open());
+    CHECK(throws(WS_ERR_INVALID_STATE, [&] { plain.reconnect(); }));
+}
+
 void move_semantics() {
     Record rec;
     WebSocket a(g_url);
@@ -611,6 +646,7 @@ int main(int argc, char **argv) {
         {"exceptions", exceptions},
         {"move semantics", move_semantics},
         {"handshake answer: refusal and 101", handshake_answer},
+        {"reconnect, on_reconnecting and set_header", reconnect},
         {"destruction while messages flow", destruction_while_messages_flow},
         {"deflate options and extensions()", deflate},
         {"second translation unit", second_unit},

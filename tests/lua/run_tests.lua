@@ -420,6 +420,34 @@ end)
 ---------------------------------------------------------------------------
 -- Errors.
 
+test("reconnect option: ws:reconnect() gives reconnecting, then open again", function()
+    local ws = websocket.WebSocket(ECHO_URL, nil, { reconnect = true, reconnect_max_attempts = 3 })
+    local rec = record(ws)
+    ws:bind("reconnecting", function(evt)
+        rec.events[#rec.events + 1] = evt
+    end)
+    wait_until(rec.opened, "open")
+    ws:set_header("X-Session", "2")
+    ws:reconnect()
+    wait_until(function()
+        return #rec.of("open") == 2
+    end, "the second open")
+    local lost = rec.of("reconnecting")[1]
+    eq(lost.code, 1000, "the lost connection closed with 1000")
+    eq(lost.attempt, 1, "attempt")
+    eq(lost.delay, 0, "no delay")
+    eq(rec.of("open")[2].attempt, 1, "the second open's attempt")
+    ws:send("again")
+    wait_until(function()
+        return #rec.of("message") == 1
+    end, "the echo")
+    ws:close()
+    wait_until(rec.closed, "close")
+    local ok, err = pcall(ws.reconnect, ws)
+    assert(not ok and err.status == websocket.WS_ERR_INVALID_STATE, tostring(err))
+    ws:free()
+end)
+
 test("refused connection: error, then close 1006", function()
     local ws = websocket.WebSocket("ws://127.0.0.1:" .. FREE_PORT .. "/")
     local rec = record(ws)

@@ -7,7 +7,9 @@
   ``/send/N`` sends N text messages "0".."N-1" at once, then echoes;
   ``/protocol`` echoes, with the subprotocols "chat" and "superchat";
   ``/stall`` reads nothing; ``/late-echo/SECONDS`` reads nothing for
-  SECONDS, then echoes.
+  SECONDS, then echoes; ``/restart/N`` sends "connection K" (K counted
+  per server from 1), then closes the first N connections with 1012
+  (service restart) and echoes on the later ones.
   It records how each connection was closed by the client. It agrees to
   permessage-deflate when offered (``websockets``' default); keyword
   arguments go to ``serve`` (``compression=None`` declines it,
@@ -44,6 +46,7 @@ def _select_subprotocol(connection, offered):
 
 class PythonServer:
     def __init__(self, ssl_context=None, **serve_options):
+        self.restarts = 0
         self.closes = []
         self.closes_changed = threading.Condition()
         self._loop = asyncio.new_event_loop()
@@ -85,6 +88,12 @@ class PythonServer:
                 _, _, code, *reason = path.split("/", 3)
                 await ws.close(int(code), unquote(reason[0]) if reason else "bye")
                 return
+            if path.startswith("/restart/"):
+                self.restarts += 1
+                await ws.send("connection {}".format(self.restarts))
+                if self.restarts <= int(path.rsplit("/", 1)[1]):
+                    await ws.close(1012, "restarting")
+                    return
             if path == "/headers":
                 await ws.send(json.dumps(dict(ws.request.headers.raw_items())))
             if path.startswith("/late-echo/"):

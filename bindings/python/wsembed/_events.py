@@ -20,19 +20,20 @@ KIND_NAMES = {
     _ffi.WS_EVENT_MESSAGE: "message",
     _ffi.WS_EVENT_ERROR: "error",
     _ffi.WS_EVENT_CLOSE: "close",
+    _ffi.WS_EVENT_RECONNECTING: "reconnecting",
 }
 KINDS = {name: kind for kind, name in KIND_NAMES.items()}
 
 
 def kind_of(name):
-    """The C event kind for ``'open'``, ``'message'``, ``'error'`` or
-    ``'close'``; ValueError for anything else."""
+    """The C event kind for ``'open'``, ``'message'``, ``'error'``,
+    ``'close'`` or ``'reconnecting'``; ValueError for anything else."""
     try:
         return KINDS[name]
     except (KeyError, TypeError):
         raise ValueError(
             "unknown WebSocket event {!r}: expected one of 'open', 'message', "
-            "'error', 'close'".format(name)
+            "'error', 'close', 'reconnecting'".format(name)
         ) from None
 
 
@@ -52,7 +53,8 @@ class Event:
     """What a callback bound with ``WebSocket.bind`` receives, as the
     browser's event objects:
 
-    - ``type``: ``'open'``, ``'message'``, ``'error'`` or ``'close'``;
+    - ``type``: ``'open'``, ``'message'``, ``'error'``, ``'close'`` or
+      ``'reconnecting'``;
     - ``data`` (message): ``str`` for a text message, ``bytes`` for binary;
     - ``code``, ``reason``, ``wasClean`` (close): the close code (1005 when
       the peer sent none, 1006 when no close frame was exchanged), the
@@ -63,13 +65,41 @@ class Event:
       101 when it refused the opening handshake (401, 503...; the socket's
       ``response_headers`` and ``response_body`` give the rest of the
       answer), else 0;
+    - ``attempt`` (open): how many times the socket opened before (0 for
+      the first open); (reconnecting) the number of the coming attempt,
+      from 1;
+    - ``delay`` (reconnecting): seconds before that attempt; and ``code``,
+      ``reason``, ``wasClean`` of the lost connection, ``error_code`` of
+      what failed (0 for a close by the server), ``status`` of a refused
+      handshake;
     - ``target``: the WebSocket the event belongs to.
     """
 
-    __slots__ = ("type", "data", "code", "reason", "wasClean", "error_code", "status", "target")
+    __slots__ = (
+        "type",
+        "data",
+        "code",
+        "reason",
+        "wasClean",
+        "error_code",
+        "status",
+        "attempt",
+        "delay",
+        "target",
+    )
 
     def __init__(
-        self, type, data=None, code=0, reason="", wasClean=False, error_code=0, target=None, status=0
+        self,
+        type,
+        data=None,
+        code=0,
+        reason="",
+        wasClean=False,
+        error_code=0,
+        target=None,
+        status=0,
+        attempt=0,
+        delay=0.0,
     ):
         self.type = type
         self.data = data
@@ -78,6 +108,8 @@ class Event:
         self.wasClean = wasClean
         self.error_code = error_code
         self.status = status
+        self.attempt = attempt
+        self.delay = delay
         self.target = target
 
     @classmethod
@@ -101,6 +133,20 @@ class Event:
                 target=target,
                 status=event.http_status,
             )
+        if kind == _ffi.WS_EVENT_RECONNECTING:
+            return cls(
+                "reconnecting",
+                code=event.code,
+                reason=text(event.reason),
+                wasClean=bool(event.was_clean),
+                error_code=event.error_code,
+                target=target,
+                status=event.http_status,
+                attempt=event.attempt,
+                delay=event.delay_ms / 1000.0,
+            )
+        if kind == _ffi.WS_EVENT_OPEN:
+            return cls("open", target=target, attempt=event.attempt)
         return cls(KIND_NAMES.get(kind, "unknown"), target=target)
 
     def __repr__(self):
@@ -112,6 +158,12 @@ class Event:
             detail = " error_code={} reason={!r}".format(self.error_code, self.reason)
             if self.status:
                 detail += " status={}".format(self.status)
+        elif self.type == "reconnecting":
+            detail = " attempt={} delay={:.3f} code={} error_code={}".format(
+                self.attempt, self.delay, self.code, self.error_code
+            )
+        elif self.type == "open" and self.attempt:
+            detail = " attempt={}".format(self.attempt)
         else:
             detail = ""
         return "<Event {}{}>".format(self.type, detail)

@@ -12,6 +12,7 @@ from ctypes import (
     Structure,
     c_bool,
     c_char_p,
+    c_double,
     c_int,
     c_int32,
     c_size_t,
@@ -60,6 +61,7 @@ WS_EVENT_OPEN = 1
 WS_EVENT_MESSAGE = 2
 WS_EVENT_ERROR = 3
 WS_EVENT_CLOSE = 4
+WS_EVENT_RECONNECTING = 5
 
 ws_handle = c_uint64
 ws_dispatcher = c_uint64
@@ -120,6 +122,11 @@ SIGNATURES = {
     "ws_options_set_insecure_skip_verify": ([_options, c_bool], c_int),
     "ws_options_set_proxy": ([_options, c_char_p], c_int),
     "ws_options_set_max_redirects": ([_options, c_uint32], c_int),
+    "ws_options_set_reconnect": ([_options, c_bool], c_int),
+    "ws_options_set_reconnect_delay": ([_options, c_uint32, c_uint32], c_int),
+    "ws_options_set_reconnect_backoff": ([_options, c_double, c_double], c_int),
+    "ws_options_set_reconnect_max_attempts": ([_options, c_uint32], c_int),
+    "ws_options_set_reconnect_stable_ms": ([_options, c_uint32], c_int),
     "ws_options_set_dispatcher": ([_options, ws_dispatcher], c_int),
     "ws_options_set_deflate": ([_options, c_bool], c_int),
     "ws_options_set_deflate_params": ([_options, c_uint8, c_uint8, c_bool, c_bool], c_int),
@@ -154,6 +161,8 @@ SIGNATURES = {
     "ws_response_status": ([ws_handle], c_int),
     "ws_response_header": ([ws_handle, c_char_p, c_void_p, c_size_t], c_size_t),
     "ws_response_body": ([ws_handle, c_void_p, c_size_t], c_size_t),
+    "ws_reconnect": ([ws_handle], c_int),
+    "ws_set_header": ([ws_handle, c_char_p, c_char_p], c_int),
 }
 
 

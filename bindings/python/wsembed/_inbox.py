@@ -27,10 +27,32 @@ class CloseState:
         return closed[1] if closed else None
 
 
+class Lost:
+    """Put among the messages where a connection was lost and another
+    comes (automatic reconnection): ``recv`` raises its exception there,
+    after the lost connection's messages, and goes on with the next
+    connection's."""
+
+    __slots__ = ("closed", "error")
+
+    def __init__(self, closed, error):
+        self.closed = closed
+        self.error = error
+
+    def exception(self):
+        code, reason, was_clean = self.closed
+        error_code, message = self.error
+        return ConnectionClosed(code, reason, was_clean, error_code, message)
+
+
 class Inbox:
     def __init__(self):
         self.messages = collections.deque()
         self.opened = False
+        # How many times the socket opened, and how many `Lost` marks the
+        # consumer took (connections it read to their end).
+        self.opens = 0
+        self.lost_taken = 0
         # (error_code, message, HTTP status) of the `error` event, if any.
         self.error = None
         # (code, reason, was_clean) of the `close` event, once it came.
@@ -42,6 +64,7 @@ class Inbox:
         native.bind(_ffi.WS_EVENT_MESSAGE, self._on_message)
         native.bind(_ffi.WS_EVENT_ERROR, self._on_error)
         native.bind(_ffi.WS_EVENT_CLOSE, self._on_close)
+        native.bind(_ffi.WS_EVENT_RECONNECTING, self._on_reconnecting)
 
     # Called on the IO thread with the C event; they copy what they need
     # (the event is valid only during the call) and pass it to `deliver`.
@@ -58,6 +81,13 @@ class Inbox:
     def _on_close(self, event):
         self.deliver(self.record_close, event.code, text(event.reason), bool(event.was_clean))
 
+    def _on_reconnecting(self, event):
+        self.deliver(
+            self.record_reconnecting,
+            (event.code, text(event.reason), bool(event.was_clean)),
+            (event.error_code, text(event.reason) if event.error_code else ""),
+        )
+
     def deliver(self, record, *args):
         """Runs ``record(*args)`` where the consumer can see it."""
         raise NotImplementedError
@@ -66,6 +96,31 @@ class Inbox:
 
     def record_open(self):
         self.opened = True
+        self.opens += 1
+
+    def record_reconnecting(self, closed, error):
+        # Only an open connection has messages to end; attempts that
+        # failed before opening leave no mark.
+        if self.opened:
+            self.messages.append(Lost(closed, error))
+        self.opened = False
+
+    def take_message(self):
+        """The next message; raises ``ConnectionClosed`` where a
+        connection was lost."""
+        message = self.messages.popleft()
+        if message.__class__ is Lost:
+            self.lost_taken += 1
+            raise message.exception()
+        return message
+
+    def skip_connection(self):
+        """Drops what is left of the oldest connection not read to its
+        end, its `Lost` mark included."""
+        messages = self.messages
+        while messages.popleft().__class__ is not Lost:
+            pass
+        self.lost_taken += 1
 
     def record_message(self, data):
         self.messages.append(data)

@@ -324,6 +324,14 @@ class NativeSocket:
         reason_bytes = None if reason is None else cstring(reason, "close reason")
         errors.check(lib.ws_close_ex(self._handle, code, reason_bytes))
 
+    def reconnect(self):
+        errors.check(lib.ws_reconnect(self._handle))
+
+    def set_header(self, name, value):
+        name_bytes = cstring(name, "header name")
+        value_bytes = None if value is None else cstring(value, "header value")
+        errors.check(lib.ws_set_header(self._handle, name_bytes, value_bytes))
+
     def free(self):
         """Releases the handle now (idempotent). A socket still open is
         closed with 1001 (going away) in the background, without further

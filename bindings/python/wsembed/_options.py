@@ -46,6 +46,13 @@ OPTION_NAMES = (
     "deflate_server_no_context_takeover",  # ask the server to do the same
     "deflate_threshold",  # bytes, default 1024 (see ws_options_set_deflate_threshold)
     "deflate_level",  # zlib level 0..9, default 6
+    "reconnect",  # reconnect automatically, default False
+    "reconnect_delay",  # seconds before the first retry, default 1
+    "reconnect_max_delay",  # seconds the delays grow to, default 30
+    "reconnect_backoff",  # each failed attempt multiplies the delay, default 2.0
+    "reconnect_jitter",  # each delay moves at random by this fraction, default 0.2
+    "reconnect_max_attempts",  # consecutive failed attempts before giving up, 0 (never)
+    "reconnect_stable",  # seconds open that reset the count, default 5
 )
 
 DEFAULT_CLOSE_TIMEOUT = 5.0
@@ -169,6 +176,39 @@ def _apply(options, protocols, headers, settings):
             )
         )
     _apply_deflate(options, settings)
+    _apply_reconnect(options, settings)
+
+
+def _apply_reconnect(options, settings):
+    if settings.get("reconnect"):
+        errors.check(lib.ws_options_set_reconnect(options, True))
+    delay = settings.get("reconnect_delay")
+    max_delay = settings.get("reconnect_max_delay")
+    if delay is not None or max_delay is not None:
+        initial_ms = 1000 if delay is None else milliseconds(delay, "reconnect_delay")
+        max_ms = 30000 if max_delay is None else milliseconds(max_delay, "reconnect_max_delay")
+        if max_delay is None:
+            max_ms = max(max_ms, initial_ms)
+        errors.check(lib.ws_options_set_reconnect_delay(options, initial_ms, max_ms))
+    backoff = settings.get("reconnect_backoff")
+    jitter = settings.get("reconnect_jitter")
+    if backoff is not None or jitter is not None:
+        errors.check(
+            lib.ws_options_set_reconnect_backoff(
+                options,
+                2.0 if backoff is None else float(_number(backoff, "reconnect_backoff")),
+                0.2 if jitter is None else float(_number(jitter, "reconnect_jitter")),
+            )
+        )
+    if settings.get("reconnect_max_attempts") is not None:
+        n = _integer(settings["reconnect_max_attempts"], "reconnect_max_attempts", 0, _UINT32_MAX)
+        errors.check(lib.ws_options_set_reconnect_max_attempts(options, n))
+    if settings.get("reconnect_stable") is not None:
+        errors.check(
+            lib.ws_options_set_reconnect_stable_ms(
+                options, milliseconds(settings["reconnect_stable"], "reconnect_stable")
+            )
+        )
 
 
 def _window_bits(settings, name):

@@ -30,7 +30,7 @@ from . import _ffi, _options, _room, errors
 from ._dispatcher import Dispatcher
 from ._ffi import lib
 from ._events import payload
-from ._inbox import CloseState, Inbox
+from ._inbox import CloseState, Inbox, Lost
 from ._native import NativeSocket, NativeState
 from .errors import ConnectionClosed, InvalidStatus, QueueFullError
 
@@ -231,7 +231,12 @@ class Connection(NativeState, CloseState):
         if not messages and inbox.closed is None:
             await inbox.wait_message()
         if messages:
-            return messages.popleft()
+            message = messages.popleft()
+            if message.__class__ is Lost:
+                # A connection lost (reconnect=True): its end, here.
+                inbox.lost_taken += 1
+                raise message.exception()
+            return message
         raise inbox.closed_exception()
 
     def __aiter__(self):
@@ -242,8 +247,10 @@ class Connection(NativeState, CloseState):
         clean close, and raises ``ConnectionClosed`` after a failure."""
         try:
             return await self.recv()
-        except ConnectionClosed:
-            if self._inbox.ended_cleanly:
+        except ConnectionClosed as closed:
+            # A clean end, of the socket or of a connection that a
+            # reconnection follows.
+            if closed.was_clean and not closed.error_code:
                 raise StopAsyncIteration from None
             raise
 
@@ -319,6 +326,9 @@ async def _open(url, protocols, headers, options):
     try:
         inbox.bind_to(native)
         timeout = (options.get("connect_timeout") or _DEFAULT_CONNECT_TIMEOUT) + _GRACE
+        if options.get("reconnect"):
+            # The library keeps trying, and ends it if it gives up.
+            timeout = None
         await asyncio.wait_for(inbox.wait(lambda: inbox.settled), timeout)
         if not inbox.opened:
             raise inbox.closed_exception(native)
@@ -341,11 +351,53 @@ class connect:
     ``ConnectionClosed``) when the server refuses the handshake with an
     HTTP status, ``ConnectionClosed`` when the connection fails otherwise,
     ``ValueError`` for a bad URL or option, ``NotImplementedError`` for
-    what this build lacks."""
+    what this build lacks.
+
+    With ``reconnect=True`` (and the ``reconnect_*`` options of
+    ``websocket.WebSocket``) the library keeps reconnecting, and ``async
+    for`` yields the connection each time it is open again::
+
+        async for ws in wsembed.aio.connect(url, reconnect=True):
+            async for message in ws:    # ends, or raises, when it drops
+                ...
+
+    A connection's messages end where it was lost: ``recv`` raises
+    ``ConnectionClosed`` there (iteration just ends after a clean close).
+    Each turn of the outer loop is the next connection that opened, in
+    order: it waits, without a busy loop, for that open, and drops what
+    the loop body left unread of the connections before. The outer loop ends when the socket ends for good: after
+    a clean close (yours with ``close()``, or a server's 1000), and it
+    raises ``ConnectionClosed`` (``InvalidStatus`` for a refusal) when the
+    library gives up or a failure is not worth a retry.
+    """
 
     def __init__(self, url, protocols=None, headers=None, **options):
         self._args = (url, protocols, headers, options)
         self._connection = None
+        # How many opens the `async for` loop has yielded.
+        self._yielded = 0
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        connection = self._connection
+        if connection is None:
+            if not self._args[3].get("reconnect"):
+                raise TypeError("async for over connect() needs reconnect=True")
+            connection = self._connection = await _open(*self._args)
+        inbox = connection._inbox
+        yielded = self._yielded
+        await inbox.wait(lambda: inbox.opens > yielded or inbox.closed is not None)
+        if inbox.opens <= yielded:
+            if inbox.ended_cleanly:
+                raise StopAsyncIteration
+            raise inbox.closed_exception(connection._native)
+        # What the loop body left of the connections before this one.
+        while inbox.lost_taken < yielded:
+            inbox.skip_connection()
+        self._yielded = yielded + 1
+        return connection
 
     def __await__(self):
         return _open(*self._args).__await__()

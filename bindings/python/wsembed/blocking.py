@@ -72,11 +72,15 @@ class Connection(NativeState, CloseState):
         self._inbox.bind_to(self._native)
         self._close_timeout = _options.close_timeout(options)
         self._connect_timeout = options.get("connect_timeout") or _DEFAULT_CONNECT_TIMEOUT
+        self._reconnect = bool(options.get("reconnect"))
 
     def _wait_open(self):
         _refuse_on_io_thread("connect()")
         inbox = self._inbox
-        if not inbox.wait(lambda: inbox.settled, self._connect_timeout + _GRACE):
+        # With reconnection the library keeps trying, and ends it if it
+        # gives up.
+        timeout = None if self._reconnect else self._connect_timeout + _GRACE
+        if not inbox.wait(lambda: inbox.settled, timeout):
             raise TimeoutError("no answer from {} in {} s".format(self.url, self._connect_timeout))
         if not inbox.opened:
             raise inbox.closed_exception(self._native)
@@ -98,7 +102,7 @@ class Connection(NativeState, CloseState):
             ):
                 raise TimeoutError("no message in {} s".format(timeout))
             if inbox.messages:
-                return inbox.messages.popleft()
+                return inbox.take_message()
         raise inbox.closed_exception()
 
     def __iter__(self):
@@ -109,8 +113,10 @@ class Connection(NativeState, CloseState):
         clean close, and raises ``ConnectionClosed`` after a failure."""
         try:
             return self.recv()
-        except ConnectionClosed:
-            if self._inbox.ended_cleanly:
+        except ConnectionClosed as closed:
+            # A clean end, of the socket or of a connection that a
+            # reconnection follows.
+            if closed.was_clean and not closed.error_code:
                 raise StopIteration from None
             raise
 

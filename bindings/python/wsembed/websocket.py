@@ -164,6 +164,25 @@ class WebSocket(NativeState):
     socket's callbacks, on the thread that calls it, instead of the IO
     thread. The dispatcher stays in use until the socket is freed.
 
+    Reconnection: ``reconnect=True`` keeps the WebSocket across lost
+    connections: a connection that drops, or cannot be made, is tried
+    again after a delay, and each loss is a ``'reconnecting'`` event
+    (``evt.attempt``, ``evt.delay`` in seconds, and the lost connection's
+    ``code``, ``reason``, ``wasClean``, ``error_code``) instead of
+    ``close``; ``open`` fires again after each reconnection
+    (``evt.attempt`` counts the opens before). Sends while it is down raise
+    ``InvalidStateError``; messages queued when a connection drops are
+    lost. Retried: network failures, timeouts, 1006, server closes with
+    1001, 1011-1014 and 3000-4999, refusals with 408, 425, 429 or 5xx
+    (honouring ``Retry-After``); not retried: your ``close()``, a server's
+    1000, protocol errors, other refusals, rejected certificates. Calling
+    ``close()`` in a ``reconnecting`` callback stops it. Tuning:
+    ``reconnect_delay`` (1 s before the first retry), ``reconnect_max_delay``
+    (30 s), ``reconnect_backoff`` (2.0, the growth per failed attempt),
+    ``reconnect_jitter`` (0.2: ±20 %), ``reconnect_max_attempts`` (0: never
+    give up; else ``error`` then ``close`` after that many consecutive
+    failures), ``reconnect_stable`` (5 s open resets the count).
+
     The server's answer to the opening handshake is readable from the
     ``open`` or ``error`` callback on: ``response_status`` (101 once open;
     a refusal's status, also the ``error`` event's ``status``),
@@ -189,7 +208,7 @@ class WebSocket(NativeState):
 
     def bind(self, evt, fn):
         """Calls ``fn(event)`` (or ``fn()``) on each ``evt``: ``'open'``,
-        ``'message'``, ``'error'`` or ``'close'``. Several callbacks may be
+        ``'message'``, ``'error'``, ``'close'`` or ``'reconnecting'``. Several callbacks may be
         bound to one event; they run in the order bound. Binding the same
         callback twice to an event binds it once."""
         kind = kind_of(evt)
@@ -230,6 +249,19 @@ class WebSocket(NativeState):
         code 1006). ``code`` is 1000 or 3000-4999, ``reason`` at most 123
         UTF-8 bytes (``ValueError`` otherwise). Closing twice does nothing."""
         self._native.close(code, reason)
+
+    def reconnect(self):
+        """Drops the connection (closing it with 1000 when open) and
+        connects again at once, as attempt 1 with no delay. Only with
+        ``reconnect=True``; ``InvalidStateError`` otherwise, and once
+        ``close()`` was called."""
+        self._native.reconnect()
+
+    def set_header(self, name, value):
+        """Sets (``value`` None: removes) a header of the next opening
+        handshakes, replacing the values given to ``headers=`` under that
+        name: for a fresh token in a ``reconnecting`` callback."""
+        self._native.set_header(name, value)
 
     def free(self):
         """Releases the native socket now instead of when the WebSocket is
