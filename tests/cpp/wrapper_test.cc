@@ -48,6 +48,8 @@ using wsembed::CloseEvent;
 using wsembed::Error;
 using wsembed::ErrorEvent;
 using wsembed::Message;
+using wsembed::Options;
+using wsembed::ReconnectingEvent;
 using wsembed::SocketRef;
 using wsembed::WebSocket;
 
@@ -366,10 +368,10 @@ void reconnect() {
     /* ws_reconnect on an open socket: a `reconnecting` event for the close
      * with 1000, then a second open on the same object. */
     Record rec;
-    std::vector<ReconnectingEvent> lost;
+    std::vector<ReconnectingEvent> drops;
     WebSocket ws(g_url, Options().reconnect(true).reconnect_delay(std::chrono::milliseconds(10),
                                                                   std::chrono::milliseconds(100)));
-    ws.on_reconnecting([&](const ReconnectingEvent &e) { rec.waiter.update([&] { lost.push_back(e); }); });
+    ws.on_reconnecting([&](const ReconnectingEvent &e) { rec.waiter.update([&] { drops.push_back(e); }); });
     rec.watch(ws);
     CHECK(rec.wait_open());
     ws.set_header("X-Session", "2");
@@ -378,9 +380,9 @@ void reconnect() {
     ws.reconnect();
     CHECK(rec.waiter.wait([&] { return rec.opens == 2 || !rec.closes.empty(); }));
     rec.waiter.read([&] {
-        CHECK(lost.size() == 1);
-        CHECK(lost.size() == 1 && lost[0].code == 1000 && lost[0].was_clean);
-        CHECK(lost.size() == 1 && lost[0].attempt == 1 && lost[0].delay_ms == 0 && lost[0].error_code == 0);
+        CHECK(drops.size() == 1);
+        CHECK(drops.size() == 1 && drops[0].code == 1000 && drops[0].was_clean);
+        CHECK(drops.size() == 1 && drops[0].attempt == 1 && drops[0].delay_ms == 0 && drops[0].error_code == 0);
         return 0;
     });
     ws.send("after reconnecting");
