@@ -125,15 +125,16 @@ impl Reactor {
     /// send more.
     fn run_commands(&mut self) {
         loop {
-            let mut commands = std::mem::take(&mut self.commands);
-            self.shared.take(&mut commands);
-            if commands.is_empty() {
-                self.commands = commands;
+            // The usual pass finds none: then nothing is moved or dropped.
+            self.shared.take(&mut self.commands);
+            if self.commands.is_empty() {
                 return;
             }
+            let mut commands = std::mem::take(&mut self.commands);
             for command in commands.drain(..) {
                 self.run_command(command);
             }
+            // Keeps the buffer for the next batch.
             self.commands = commands;
         }
     }

@@ -201,10 +201,7 @@ impl Socket {
                 return self.send_compressed(generation, &compressor, opcode, payload, mask);
             }
         }
-        if self
-            .outbox
-            .push(None, opcode, 0, payload, len, mask, limit)?
-        {
+        if self.outbox.push(opcode, payload, len, mask, limit)? {
             self.serving.post(self, Request::Flush);
         }
         Ok(())
@@ -229,24 +226,14 @@ impl Socket {
         let mut sending = compressor.begin();
         self.outbox.check_room(payload.len(), limit)?;
         let ask = sending.with_message(payload, |compressed| match compressed {
-            Some(wire) => self.outbox.push(
-                Some(generation),
-                opcode,
-                RSV1,
-                wire,
-                payload.len(),
-                mask,
-                limit,
-            ),
-            None => self.outbox.push(
-                Some(generation),
-                opcode,
-                0,
-                payload,
-                payload.len(),
-                mask,
-                limit,
-            ),
+            Some(wire) => {
+                self.outbox
+                    .push_for(generation, opcode, RSV1, wire, payload.len(), mask, limit)
+            }
+            None => {
+                self.outbox
+                    .push_for(generation, opcode, 0, payload, payload.len(), mask, limit)
+            }
         })?;
         drop(sending);
         if ask {

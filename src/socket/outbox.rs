@@ -6,7 +6,7 @@
 //! slips into the queue after the state left OPEN, and closing empties it.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::framing::{append_frame, DataOpcode};
 use crate::status::{Error, ErrorKind, Result};
@@ -127,16 +127,31 @@ impl Outbox {
     }
 
     /// Appends a message as one masked frame if the socket is OPEN and the
-    /// queue has room under `limit` bytes. `wire` is the payload as sent
-    /// (compressed when `flags` has RSV1); `len`, the message's own size,
-    /// is what counts against the limit and in `bufferedAmount`. With
-    /// `generation`, only while the queue serves that connection. Ok(true)
-    /// when the loop must be asked to take the frames (it was not asked
-    /// since it last took).
-    #[allow(clippy::too_many_arguments)]
+    /// queue has room under `limit` bytes. `wire` is the payload as sent;
+    /// `len`, the message's own size, is what counts against the limit and
+    /// in `bufferedAmount`. Ok(true) when the loop must be asked to take
+    /// the frames (it was not asked since it last took).
     pub fn push(
         &self,
-        generation: Option<u64>,
+        opcode: DataOpcode,
+        wire: &[u8],
+        len: usize,
+        mask: [u8; 4],
+        limit: usize,
+    ) -> Result<bool> {
+        let queue = lock(&self.queue);
+        self.append(queue, opcode, 0, wire, len, mask, limit)
+    }
+
+    /// `push` for a message compressed for connection `generation`
+    /// (`flags` has RSV1 when `wire` is compressed): refused if that
+    /// connection was lost meanwhile, as its compression context went
+    /// with it.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_for(
+        &self,
+        generation: u64,
         opcode: DataOpcode,
         flags: u8,
         wire: &[u8],
@@ -144,14 +159,29 @@ impl Outbox {
         mask: [u8; 4],
         limit: usize,
     ) -> Result<bool> {
-        let mut queue = lock(&self.queue);
-        self.check_room(len, limit)?;
-        if generation.is_some_and(|g| g != queue.generation) {
+        let queue = lock(&self.queue);
+        if queue.generation != generation {
             return Err(Error::new(
                 ErrorKind::InvalidState,
                 "cannot send: the connection was lost while the message was compressed",
             ));
         }
+        self.append(queue, opcode, flags, wire, len, mask, limit)
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &self,
+        mut queue: MutexGuard<'_, Queue>,
+        opcode: DataOpcode,
+        flags: u8,
+        wire: &[u8],
+        len: usize,
+        mask: [u8; 4],
+        limit: usize,
+    ) -> Result<bool> {
+        self.check_room(len, limit)?;
         append_frame(&mut queue.frames, opcode, flags, wire, mask);
         queue.payload += len;
         self.queued.store(true, Ordering::Release);
@@ -296,16 +326,14 @@ mod tests {
     fn sends_only_while_open() {
         let outbox = Outbox::default();
         let err = outbox
-            .push(None, DataOpcode::Text, 0, b"x", 1, MASK, 100)
+            .push(DataOpcode::Text, b"x", 1, MASK, 100)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidState);
         assert!(outbox.mark_open());
-        assert!(outbox
-            .push(None, DataOpcode::Text, 0, b"x", 1, MASK, 100)
-            .is_ok());
+        assert!(outbox.push(DataOpcode::Text, b"x", 1, MASK, 100).is_ok());
         outbox.mark_closing();
         let err = outbox
-            .push(None, DataOpcode::Text, 0, b"x", 1, MASK, 100)
+            .push(DataOpcode::Text, b"x", 1, MASK, 100)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidState);
     }
@@ -314,10 +342,10 @@ mod tests {
     fn asks_the_loop_once_until_it_takes() {
         let outbox = open();
         assert!(outbox
-            .push(None, DataOpcode::Binary, 0, b"ab", 2, MASK, 100)
+            .push(DataOpcode::Binary, b"ab", 2, MASK, 100)
             .unwrap());
         assert!(!outbox
-            .push(None, DataOpcode::Binary, 0, b"cd", 2, MASK, 100)
+            .push(DataOpcode::Binary, b"cd", 2, MASK, 100)
             .unwrap());
         assert_eq!(outbox.buffered(), 4);
         let mut frames = Vec::new();
@@ -328,7 +356,7 @@ mod tests {
         outbox.written(4);
         assert_eq!(outbox.buffered(), 0);
         assert!(outbox
-            .push(None, DataOpcode::Binary, 0, b"ef", 2, MASK, 100)
+            .push(DataOpcode::Binary, b"ef", 2, MASK, 100)
             .unwrap());
     }
 
@@ -336,14 +364,14 @@ mod tests {
     fn limits_leave_the_queue_unchanged() {
         let outbox = open();
         let err = outbox
-            .push(None, DataOpcode::Binary, 0, &[0; 11], 11, MASK, 10)
+            .push(DataOpcode::Binary, &[0; 11], 11, MASK, 10)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::TooLarge);
         outbox
-            .push(None, DataOpcode::Binary, 0, &[0; 6], 6, MASK, 10)
+            .push(DataOpcode::Binary, &[0; 6], 6, MASK, 10)
             .unwrap();
         let err = outbox
-            .push(None, DataOpcode::Binary, 0, &[0; 5], 5, MASK, 10)
+            .push(DataOpcode::Binary, &[0; 5], 5, MASK, 10)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::QueueFull);
         assert_eq!(outbox.buffered(), 6);
@@ -370,7 +398,7 @@ mod tests {
     fn closed_drops_the_queue_once() {
         let outbox = open();
         outbox
-            .push(None, DataOpcode::Text, 0, b"lost", 4, MASK, 100)
+            .push(DataOpcode::Text, b"lost", 4, MASK, 100)
             .unwrap();
         assert!(outbox.mark_closed());
         assert!(!outbox.mark_closed());
@@ -385,7 +413,7 @@ mod tests {
         let outbox = open();
         let generation = outbox.generation();
         outbox
-            .push(Some(generation), DataOpcode::Text, 0, b"lost", 4, MASK, 100)
+            .push_for(generation, DataOpcode::Text, 0, b"lost", 4, MASK, 100)
             .unwrap();
         assert_eq!(outbox.begin_reconnect(), Some(4));
         assert_eq!(outbox.ready_state(), ReadyState::Connecting);
@@ -393,7 +421,7 @@ mod tests {
         assert!(!outbox.has_frames());
         assert!(outbox.mark_open());
         let err = outbox
-            .push(Some(generation), DataOpcode::Text, 0, b"old", 3, MASK, 100)
+            .push_for(generation, DataOpcode::Text, 0, b"old", 3, MASK, 100)
             .unwrap_err();
         assert_eq!(
             err.kind,
@@ -402,7 +430,7 @@ mod tests {
         );
         let now = outbox.generation();
         assert!(outbox
-            .push(Some(now), DataOpcode::Text, 0, b"new", 3, MASK, 100)
+            .push_for(now, DataOpcode::Text, 0, b"new", 3, MASK, 100)
             .is_ok());
     }
 
