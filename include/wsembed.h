@@ -761,7 +761,8 @@ ws_handle ws_open_ex(const char *url, const struct ws_options *options);
 
 /**
  * Binds `callback(socket, event, userdata)` to events of `kind`
- * (`WS_EVENT_OPEN`, `WS_EVENT_MESSAGE`, `WS_EVENT_ERROR`, `WS_EVENT_CLOSE`).
+ * (`WS_EVENT_OPEN`, `WS_EVENT_MESSAGE`, `WS_EVENT_ERROR`, `WS_EVENT_CLOSE`,
+ * `WS_EVENT_RECONNECTING`).
  *
  * Several callbacks may be bound to one kind; they run in the order bound.
  * Binding the same (callback, userdata) pair again to the same kind is a
@@ -771,7 +772,11 @@ ws_handle ws_open_ex(const char *url, const struct ws_options *options);
  * `error` or `close` already happened is called once with that event,
  * soon, on the thread that runs the socket's callbacks, never inside this
  * call. Messages that arrive while no `message` callback is bound are held
- * and delivered, in order, to the first one bound.
+ * and delivered, in order, to the first one bound. What is replayed is the
+ * current state: with reconnection, a late `open` callback gets the open
+ * of the current connection (none while it is down), and a late
+ * `reconnecting` callback the loss the socket is recovering from (none
+ * once it is open again).
  *
  * Callbacks run on the IO thread, or inside `ws_dispatch` for a socket
  * opened with a dispatcher (see `ws_callback`). `userdata` is passed back
@@ -907,20 +912,23 @@ int ws_set_header(ws_handle socket, const char *name, const char *value);
 
 /**
  * The ready state: `WS_CONNECTING`, `WS_OPEN`, `WS_CLOSING` or
- * `WS_CLOSED`; `WS_ERR_INVALID_HANDLE` (negative) for a bad handle.
- * Any thread.
+ * `WS_CLOSED`; `WS_ERR_INVALID_HANDLE` (negative) for a bad handle. With
+ * reconnection, `WS_CONNECTING` again while it waits for and makes the
+ * next attempt. Any thread.
  */
 int ws_ready_state(ws_handle socket);
 
 /**
  * Payload bytes accepted by `ws_send*` and not yet written to the
  * operating system's socket. 0 for a bad handle (with `ws_last_error`
- * set) and once the socket is closed. Any thread.
+ * set), once the socket is closed, and after a lost connection (with
+ * reconnection: what was queued for it is dropped). Any thread.
  */
 size_t ws_buffered_amount(ws_handle socket);
 
 /**
- * Copies the subprotocol the server selected ("" until OPEN, or if none)
+ * Copies the subprotocol the server selected ("" until OPEN, or if none;
+ * with reconnection, the current connection's, "" while it is down)
  * into `buf`, NUL-terminated when `cap > 0` (truncated to fit), and
  * returns its full length without the NUL, as snprintf: call with cap 0
  * (buf may be NULL) to size the buffer. 0 for a bad handle. Any thread.
@@ -931,7 +939,8 @@ size_t ws_protocol(ws_handle socket, char *buf, size_t cap);
  * Copies the extensions the server agreed to (its
  * `Sec-WebSocket-Extensions` answer, e.g. "permessage-deflate;
  * client_max_window_bits=15") into `buf`, as `ws_protocol` does: "" before
- * open and when none was agreed. Any thread.
+ * open, when none was agreed, and while a lost connection is being
+ * replaced. Any thread.
  */
 size_t ws_extensions(ws_handle socket, char *buf, size_t cap);
 
@@ -948,7 +957,9 @@ size_t ws_url(ws_handle socket, char *buf, size_t cap);
  * ever did: DNS, connect or TLS failures) and for a bad handle.
  *
  * The answer (status, headers, body) is kept from the moment the `open`
- * or `error` callback runs until the socket is freed. Any thread.
+ * or `error` callback runs until the socket is freed; with reconnection,
+ * until the next attempt starts (so the `reconnecting` callback can read
+ * a refusal's `Retry-After`). Any thread.
  */
 int ws_response_status(ws_handle socket);
 

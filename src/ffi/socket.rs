@@ -107,7 +107,8 @@ fn bind(
 }
 
 /// Binds `callback(socket, event, userdata)` to events of `kind`
-/// (`WS_EVENT_OPEN`, `WS_EVENT_MESSAGE`, `WS_EVENT_ERROR`, `WS_EVENT_CLOSE`).
+/// (`WS_EVENT_OPEN`, `WS_EVENT_MESSAGE`, `WS_EVENT_ERROR`, `WS_EVENT_CLOSE`,
+/// `WS_EVENT_RECONNECTING`).
 ///
 /// Several callbacks may be bound to one kind; they run in the order bound.
 /// Binding the same (callback, userdata) pair again to the same kind is a
@@ -117,7 +118,11 @@ fn bind(
 /// `error` or `close` already happened is called once with that event,
 /// soon, on the thread that runs the socket's callbacks, never inside this
 /// call. Messages that arrive while no `message` callback is bound are held
-/// and delivered, in order, to the first one bound.
+/// and delivered, in order, to the first one bound. What is replayed is the
+/// current state: with reconnection, a late `open` callback gets the open
+/// of the current connection (none while it is down), and a late
+/// `reconnecting` callback the loss the socket is recovering from (none
+/// once it is open again).
 ///
 /// Callbacks run on the IO thread, or inside `ws_dispatch` for a socket
 /// opened with a dispatcher (see `ws_callback`). `userdata` is passed back
@@ -337,8 +342,9 @@ pub extern "C" fn ws_set_header(
 }
 
 /// The ready state: `WS_CONNECTING`, `WS_OPEN`, `WS_CLOSING` or
-/// `WS_CLOSED`; `WS_ERR_INVALID_HANDLE` (negative) for a bad handle.
-/// Any thread.
+/// `WS_CLOSED`; `WS_ERR_INVALID_HANDLE` (negative) for a bad handle. With
+/// reconnection, `WS_CONNECTING` again while it waits for and makes the
+/// next attempt. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_ready_state(socket: ws_handle) -> c_int {
     boundary(|| match client::socket(socket) {
@@ -349,7 +355,8 @@ pub extern "C" fn ws_ready_state(socket: ws_handle) -> c_int {
 
 /// Payload bytes accepted by `ws_send*` and not yet written to the
 /// operating system's socket. 0 for a bad handle (with `ws_last_error`
-/// set) and once the socket is closed. Any thread.
+/// set), once the socket is closed, and after a lost connection (with
+/// reconnection: what was queued for it is dropped). Any thread.
 #[no_mangle]
 pub extern "C" fn ws_buffered_amount(socket: ws_handle) -> usize {
     boundary(|| match client::socket(socket) {
@@ -382,7 +389,8 @@ fn copy_string(
     }
 }
 
-/// Copies the subprotocol the server selected ("" until OPEN, or if none)
+/// Copies the subprotocol the server selected ("" until OPEN, or if none;
+/// with reconnection, the current connection's, "" while it is down)
 /// into `buf`, NUL-terminated when `cap > 0` (truncated to fit), and
 /// returns its full length without the NUL, as snprintf: call with cap 0
 /// (buf may be NULL) to size the buffer. 0 for a bad handle. Any thread.
@@ -394,7 +402,8 @@ pub extern "C" fn ws_protocol(socket: ws_handle, buf: *mut c_char, cap: usize) -
 /// Copies the extensions the server agreed to (its
 /// `Sec-WebSocket-Extensions` answer, e.g. "permessage-deflate;
 /// client_max_window_bits=15") into `buf`, as `ws_protocol` does: "" before
-/// open and when none was agreed. Any thread.
+/// open, when none was agreed, and while a lost connection is being
+/// replaced. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_extensions(socket: ws_handle, buf: *mut c_char, cap: usize) -> usize {
     boundary(|| copy_string(socket, buf, cap, |s| s.extensions().to_owned()))
@@ -413,7 +422,9 @@ pub extern "C" fn ws_url(socket: ws_handle, buf: *mut c_char, cap: usize) -> usi
 /// ever did: DNS, connect or TLS failures) and for a bad handle.
 ///
 /// The answer (status, headers, body) is kept from the moment the `open`
-/// or `error` callback runs until the socket is freed. Any thread.
+/// or `error` callback runs until the socket is freed; with reconnection,
+/// until the next attempt starts (so the `reconnecting` callback can read
+/// a refusal's `Retry-After`). Any thread.
 #[no_mangle]
 pub extern "C" fn ws_response_status(socket: ws_handle) -> c_int {
     boundary(|| match client::socket(socket) {
