@@ -263,10 +263,10 @@ fn refuse(mut stream: TcpStream, status: &str, headers: &str) {
     );
 }
 
-/// A port on which nothing listens.
-fn dead_port() -> u16 {
+/// A URL on whose port nothing listens.
+fn dead_url() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    format!("ws://127.0.0.1:{}/", listener.local_addr().unwrap().port())
 }
 
 // ----- options ------------------------------------------------------------
@@ -279,6 +279,13 @@ struct Policy {
     max_attempts: u32,
     stable_ms: u32,
 }
+
+/// A minute before the first retry: the test acts during the wait.
+const SLOW: Policy = Policy {
+    initial_ms: 60_000,
+    max_ms: 60_000,
+    ..FAST
+};
 
 const FAST: Policy = Policy {
     initial_ms: 50,
@@ -428,8 +435,7 @@ fn giving_up_after_max_attempts_is_an_error_then_a_close() {
 
 #[test]
 fn jitter_spreads_sockets_dropped_together() {
-    let port = dead_port();
-    let url = format!("ws://127.0.0.1:{port}/");
+    let url = dead_url();
     let policy = Policy {
         initial_ms: 1000,
         max_ms: 30_000,
@@ -554,14 +560,8 @@ fn closing_inside_reconnecting_vetoes_the_retry() {
 
 #[test]
 fn close_and_free_during_the_wait_end_it_at_once() {
-    let port = dead_port();
-    let url = format!("ws://127.0.0.1:{port}/");
-    let slow = Policy {
-        initial_ms: 60_000,
-        max_ms: 60_000,
-        ..FAST
-    };
-    let (h, log) = open_logged(&url, options(&slow));
+    let url = dead_url();
+    let (h, log) = open_logged(&url, options(&SLOW));
     let r = log.wait(WS_EVENT_RECONNECTING, 1).remove(0);
     assert_eq!(r.delay_ms, 60_000);
     assert_eq!(ws_ready_state(h), WS_CONNECTING);
@@ -572,7 +572,7 @@ fn close_and_free_during_the_wait_end_it_at_once() {
     assert_eq!(log.kinds(), [WS_EVENT_RECONNECTING, WS_EVENT_CLOSE]);
     ws_free(h);
 
-    let (h, log) = open_logged(&url, options(&slow));
+    let (h, log) = open_logged(&url, options(&SLOW));
     log.wait(WS_EVENT_RECONNECTING, 1);
     assert_eq!(ws_free(h), WS_OK);
     assert_eq!(
@@ -729,14 +729,8 @@ fn a_header_set_while_reconnecting_reaches_the_next_handshake() {
 
 #[test]
 fn sends_while_down_are_refused_and_nothing_stays_queued() {
-    let port = dead_port();
-    let url = format!("ws://127.0.0.1:{port}/");
-    let slow = Policy {
-        initial_ms: 60_000,
-        max_ms: 60_000,
-        ..FAST
-    };
-    let (h, log) = open_logged(&url, options(&slow));
+    let url = dead_url();
+    let (h, log) = open_logged(&url, options(&SLOW));
     log.wait(WS_EVENT_RECONNECTING, 1);
     assert_eq!(send_text(h, "lost"), WS_ERR_INVALID_STATE);
     assert_eq!(ws_buffered_amount(h), 0);
@@ -758,12 +752,7 @@ fn what_was_queued_when_the_connection_dropped_is_counted_and_dropped() {
             _ => echo(ws),
         }
     });
-    let slow = Policy {
-        initial_ms: 60_000,
-        max_ms: 60_000,
-        ..FAST
-    };
-    let (h, log) = open_logged(&server.url(), options(&slow));
+    let (h, log) = open_logged(&server.url(), options(&SLOW));
     log.wait(WS_EVENT_OPEN, 1);
     let chunk = vec![7u8; 256 << 10];
     let mut sent = 0;
