@@ -338,8 +338,13 @@ EXIT_SCRIPT = textwrap.dedent(
     echoed = threading.Event()
     served.bind("message", lambda evt: echoed.set())
     def serve():
-        while True:
-            waiting.dispatch(-1)
+        # Until exit closes the dispatcher (dispatch() then raises): a
+        # daemon thread may still run between that and the end.
+        while not waiting.closed:
+            try:
+                waiting.dispatch(-1)
+            except wsembed.errors.WebSocketError:
+                return
     threading.Thread(target=serve, daemon=True).start()
     assert echoed.wait(30)
 
