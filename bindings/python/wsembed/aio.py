@@ -225,7 +225,9 @@ class Connection(NativeState, CloseState):
     async def recv(self):
         """The next message: ``str`` for text, ``bytes`` for binary. Once
         the connection is closed and the messages that came before are
-        received, raises ``ConnectionClosed``."""
+        received, raises ``ConnectionClosed``; with ``reconnect=True``, also
+        where a connection was lost (the next call goes on with the next
+        connection's messages)."""
         inbox = self._inbox
         messages = inbox.messages
         if not messages and inbox.closed is None:

@@ -92,7 +92,10 @@ class Connection(NativeState, CloseState):
         then raises ``TimeoutError``. Once the connection is closed and the
         messages that came before are received, raises ``ConnectionClosed``
         (with ``code``, ``reason``, ``was_clean``, and ``error_code`` when
-        it failed).
+        it failed). With ``reconnect=True`` it also raises
+        ``ConnectionClosed`` where a connection was lost, after that
+        connection's messages, and the next call goes on with the next
+        connection's.
         """
         _refuse_on_io_thread("recv()")
         inbox = self._inbox
