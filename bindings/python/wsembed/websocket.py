@@ -208,9 +208,9 @@ class WebSocket(NativeState):
 
     def bind(self, evt, fn):
         """Calls ``fn(event)`` (or ``fn()``) on each ``evt``: ``'open'``,
-        ``'message'``, ``'error'``, ``'close'`` or ``'reconnecting'``. Several callbacks may be
-        bound to one event; they run in the order bound. Binding the same
-        callback twice to an event binds it once."""
+        ``'message'``, ``'error'``, ``'close'`` or ``'reconnecting'``.
+        Several callbacks may be bound to one event; they run in the order
+        bound. Binding the same callback twice to an event binds it once."""
         kind = kind_of(evt)
         if not callable(fn):
             raise TypeError("bind() needs a callable, not {}".format(type(fn).__name__))
