@@ -129,6 +129,16 @@
 #define WS_ERR_IO -26
 
 /**
+ * `error` event: the proxy refused: an HTTP CONNECT answered with a
+ * status other than 2xx (the reason quotes its status line), or a SOCKS5
+ * proxy that accepted no authentication method, rejected the username
+ * and password, or refused the connection to the target (the reason
+ * names the reply). A proxy that cannot be reached at all is
+ * `WS_ERR_DNS` or `WS_ERR_CONNECT`, naming the proxy.
+ */
+#define WS_ERR_PROXY -27
+
+/**
  * `ws_ready_state`: the connection is being established.
  */
 #define WS_CONNECTING 0
@@ -565,14 +575,68 @@ int ws_options_set_client_cert(struct ws_options *options,
 int ws_options_set_insecure_skip_verify(struct ws_options *options, bool skip);
 
 /**
- * Tunnels `ws://` and `wss://` through an HTTP CONNECT proxy given as
- * `http://[user:pass@]host:port` (credentials, percent-encoded, are sent as
- * Basic auth). The proxy resolves the server's name. A proxy that refuses
- * gives an `error` event `WS_ERR_CONNECT` whose message holds the proxy's
- * status line. `WS_ERR_INVALID_ARGUMENT` for a URL that is not `http://`.
- * The string is copied.
+ * The proxy for `ws://` and `wss://` alike, as a URL:
+ *
+ * - `http://[user:pass@]host[:port]` (port 80 by default): HTTP CONNECT,
+ *   also for `ws://`; the credentials go as Basic auth. The proxy
+ *   resolves the server's name.
+ * - `socks5://[user:pass@]host[:port]` (port 1080 by default): SOCKS5,
+ *   with the server's name resolved here and its address sent to the
+ *   proxy.
+ * - `socks5h://...`: SOCKS5 with the name sent to the proxy, which
+ *   resolves it (needed for names only the proxy can resolve, and it
+ *   keeps lookups off the local network). SOCKS5 credentials (RFC 1929,
+ *   1 to 255 bytes each) travel in clear: use them only to a proxy on a
+ *   trusted network.
+ * - `""`: no proxy, even if the environment names one.
+ * - NULL: back to the default, the environment's proxy (see
+ *   `ws_options_set_proxy_env`).
+ *
+ * Credentials are percent-decoded and never appear in any message. A
+ * proxy that refuses gives an `error` event `WS_ERR_PROXY` naming what it
+ * said; one that cannot be reached, `WS_ERR_DNS` or `WS_ERR_CONNECT`
+ * naming the proxy. TLS to a `wss://` server runs inside the tunnel and
+ * checks the server's name, not the proxy's. `WS_ERR_INVALID_ARGUMENT`
+ * for another scheme or a bad URL, `WS_ERR_UNSUPPORTED` for `https://`
+ * (TLS to the proxy itself is not implemented yet). The string is
+ * copied.
  */
-int ws_options_set_proxy(struct ws_options *options, const char *http_proxy_url);
+int ws_options_set_proxy(struct ws_options *options, const char *proxy_url);
+
+/**
+ * Whether sockets without an explicit proxy take one from the
+ * environment (default true, as curl, Python `websockets` and Go do), at
+ * `ws_open_ex` and again at each reconnection attempt:
+ *
+ * - `ws://`: `ws_proxy`, `WS_PROXY`, then `http_proxy` (lowercase only:
+ *   `HTTP_PROXY` can be set by a web server's client through a `Proxy:`
+ *   header), then `all_proxy`, `ALL_PROXY`.
+ * - `wss://`: `wss_proxy`, `WSS_PROXY`, `https_proxy`, `HTTPS_PROXY`,
+ *   `all_proxy`, `ALL_PROXY`.
+ *
+ * An empty variable counts as unset; a value without a scheme is
+ * `http://`. In a CGI program (`REQUEST_METHOD` set) no proxy variable is
+ * read. `no_proxy`/`NO_PROXY` then exempt hosts (see
+ * `ws_options_set_no_proxy`), and `localhost`, 127.0.0.0/8 and ::1 are
+ * never sent through a proxy from the environment.
+ */
+int ws_options_set_proxy_env(struct ws_options *options, bool use_env);
+
+/**
+ * The hosts to reach without a proxy, replacing the environment's
+ * `no_proxy` and the loopback exemption (so `""` sends every host through
+ * the proxy, loopback included; NULL goes back to the default). It
+ * applies to an explicit proxy too.
+ *
+ * Entries are separated by commas (or blanks). `*` alone matches every
+ * host. A name matches itself and its subdomains on a label boundary,
+ * without case, leading and trailing dots ignored (`example.com` and
+ * `.example.com` both match `example.com` and `www.example.com`, not
+ * `badexample.com`). An IP address, optionally with `/bits`, matches
+ * servers given as IP addresses in that range (never a name). The string
+ * is copied.
+ */
+int ws_options_set_no_proxy(struct ws_options *options, const char *list);
 
 /**
  * Makes sockets opened with these options run their callbacks inside

@@ -21,7 +21,13 @@ pub struct Options {
     pub max_message_size: usize,
     pub max_send_queue: usize,
     pub tls: TlsOptions,
+    /// The proxy URL as given; `Some("")`: none, whatever the environment
+    /// says; `None`: the environment's, if `proxy_env`.
     pub proxy: Option<String>,
+    /// Read `ws_proxy`, `http_proxy`, `all_proxy`... (default true).
+    pub proxy_env: bool,
+    /// Hosts not to proxy, replacing `no_proxy` and the loopback exemption.
+    pub no_proxy: Option<String>,
     /// The handle of the dispatcher that runs the socket's callbacks;
     /// `None`: the IO thread runs them.
     pub dispatcher: Option<u64>,
@@ -108,6 +114,8 @@ impl Default for Options {
             max_send_queue: DEFAULT_MAX_SEND_QUEUE,
             tls: TlsOptions::default(),
             proxy: None,
+            proxy_env: true,
+            no_proxy: None,
             dispatcher: None,
             deflate: DeflateOptions::default(),
             max_redirects: 0,

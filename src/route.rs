@@ -7,6 +7,11 @@ use crate::proxy::Proxy;
 use crate::status::Result;
 use crate::target::Target;
 
+/// The process's environment, where proxies are looked up.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 #[derive(Clone)]
 pub(crate) struct Route {
     pub proxy: Option<Proxy>,
@@ -21,7 +26,7 @@ pub(crate) struct Route {
 
 impl Route {
     pub fn new(target: &Target, options: &Options) -> Result<Route> {
-        let proxy = options.proxy.as_deref().map(Proxy::parse).transpose()?;
+        let proxy = Proxy::for_target(target, options, &process_env)?;
         #[cfg(feature = "tls")]
         let tls_config = if target.secure || options.max_redirects > 0 {
             Some(crate::tls::client_config(&options.tls)?)
@@ -81,6 +86,17 @@ impl Route {
             ));
         }
         Ok(route)
+    }
+
+    /// The same route with the proxy chosen again, for a new attempt to
+    /// reach `target` (the environment may have changed); the proxy chosen
+    /// before if the environment's is no longer usable.
+    pub fn reselected(&self, target: &Target, options: &Options) -> Route {
+        let mut route = self.clone();
+        if let Ok(proxy) = Proxy::for_target(target, options, &process_env) {
+            route.proxy = proxy;
+        }
+        route
     }
 
     /// Where the TCP connection goes: the proxy if there is one (it reaches

@@ -112,11 +112,12 @@ pub enum AsyncErrorKind {
     Handshake = -24,
     Protocol = -25,
     Io = -26,
+    Proxy = -27,
 }
 
 impl AsyncErrorKind {
     /// Every kind, in code order.
-    pub const fn all() -> [AsyncErrorKind; 7] {
+    pub const fn all() -> [AsyncErrorKind; 8] {
         [
             AsyncErrorKind::Dns,
             AsyncErrorKind::Connect,
@@ -125,6 +126,7 @@ impl AsyncErrorKind {
             AsyncErrorKind::Handshake,
             AsyncErrorKind::Protocol,
             AsyncErrorKind::Io,
+            AsyncErrorKind::Proxy,
         ]
     }
 
@@ -148,6 +150,7 @@ impl AsyncErrorKind {
             AsyncErrorKind::Handshake => c"opening handshake failed",
             AsyncErrorKind::Protocol => c"WebSocket protocol violation",
             AsyncErrorKind::Io => c"I/O error",
+            AsyncErrorKind::Proxy => c"the proxy refused",
         }
     }
 }
@@ -176,7 +179,7 @@ mod tests {
 
     /// Every code with its description, as they were written out before
     /// the enums were the one source: the texts are part of the ABI.
-    const TABLE: [(i32, &str); 17] = [
+    const TABLE: [(i32, &str); 18] = [
         (0, "success"),
         (-1, "invalid handle: 0, unknown or freed"),
         (-2, "invalid argument"),
@@ -197,6 +200,7 @@ mod tests {
         (-24, "opening handshake failed"),
         (-25, "WebSocket protocol violation"),
         (-26, "I/O error"),
+        (-27, "the proxy refused"),
     ];
 
     #[test]
@@ -239,7 +243,7 @@ mod tests {
 
     #[test]
     fn unknown_codes() {
-        for code in [1, 42, -10, -19, -27, i32::MIN, i32::MAX] {
+        for code in [1, 42, -10, -19, -28, i32::MIN, i32::MAX] {
             assert_eq!(describe(code), UNKNOWN, "{code}");
             assert_eq!(ErrorKind::from_code(code), None, "{code}");
             assert_eq!(AsyncErrorKind::from_code(code), None, "{code}");
@@ -271,6 +275,7 @@ mod tests {
             (ffi::WS_ERR_HANDSHAKE, AsyncErrorKind::Handshake.code()),
             (ffi::WS_ERR_PROTOCOL, AsyncErrorKind::Protocol.code()),
             (ffi::WS_ERR_IO, AsyncErrorKind::Io.code()),
+            (ffi::WS_ERR_PROXY, AsyncErrorKind::Proxy.code()),
         ];
         assert_eq!(
             pairs.len(),

@@ -100,19 +100,24 @@ fn echo_through(url: &str, o: *const ws_options) {
     assert_eq!(ws_free(h), WS_OK);
 }
 
-/// `texts`: the message must contain one of them.
-fn expect_refusal(url: &str, o: *const ws_options, texts: &[&str]) {
+/// `texts`: the message must contain one of them; `code`: the error's
+/// (`WS_ERR_PROXY` for a refusal, `WS_ERR_CONNECT` for a proxy not there).
+fn expect_failure(url: &str, o: *const ws_options, code: i32, texts: &[&str]) {
     let r = Recorder::new();
     let h = open_with(url, o);
     r.bind_all(h);
     let events = r.wait_close();
     match &events[..] {
-        [Ev::Error(WS_ERR_CONNECT, m), Ev::Close(1006, _, false)] => {
+        [Ev::Error(c, m), Ev::Close(1006, _, false)] if *c == code => {
             assert!(texts.iter().any(|t| m.contains(t)), "{m:?} lacks {texts:?}")
         }
-        other => panic!("expected a connect error: {other:?}"),
+        other => panic!("expected error {code}: {other:?}"),
     }
     assert_eq!(ws_free(h), WS_OK);
+}
+
+fn expect_refusal(url: &str, o: *const ws_options, texts: &[&str]) {
+    expect_failure(url, o, WS_ERR_PROXY, texts)
 }
 
 #[test]
@@ -156,7 +161,7 @@ fn a_proxy_that_refuses_the_port() {
 fn an_unreachable_proxy() {
     let o = options_with_proxy(&format!("http://127.0.0.1:{}", free_port()));
     let server = echo_server();
-    expect_refusal(&server.url(), o, &["127.0.0.1"]);
+    expect_failure(&server.url(), o, WS_ERR_CONNECT, &["127.0.0.1"]);
     ws_options_free(o);
 }
 

@@ -499,9 +499,20 @@ public:
         detail::check(ws_options_set_insecure_skip_verify(options_, skip));
         return *this;
     }
-    /** Tunnels through an HTTP CONNECT proxy. */
-    Options &proxy(std::string_view http_proxy_url) {
-        detail::check(ws_options_set_proxy(options_, detail::c_string(http_proxy_url, "proxy URL").c_str()));
+    /** Tunnels through a proxy: http:// (CONNECT), socks5:// or socks5h://;
+     * "" for none, whatever the environment says. See ws_options_set_proxy. */
+    Options &proxy(std::string_view proxy_url) {
+        detail::check(ws_options_set_proxy(options_, detail::c_string(proxy_url, "proxy URL").c_str()));
+        return *this;
+    }
+    /** Whether the environment's ws_proxy, http_proxy... apply (default true). */
+    Options &proxy_env(bool use_env) {
+        detail::check(ws_options_set_proxy_env(options_, use_env));
+        return *this;
+    }
+    /** Hosts to reach directly, replacing no_proxy and the loopback exemption. */
+    Options &no_proxy(std::string_view list) {
+        detail::check(ws_options_set_no_proxy(options_, detail::c_string(list, "no_proxy list").c_str()));
         return *this;
     }
 

@@ -93,7 +93,7 @@ int ws_options_set_max_message_size(struct ws_options *options, size_t bytes);
 int ws_options_set_max_send_queue(struct ws_options *options, size_t bytes);
 int ws_options_set_ca_file(struct ws_options *options, const char *pem_path);
 int ws_options_set_insecure_skip_verify(struct ws_options *options, bool skip);
-int ws_options_set_proxy(struct ws_options *options, const char *http_proxy_url);
+int ws_options_set_proxy(struct ws_options *options, const char *proxy_url);
 int ws_options_set_dispatcher(struct ws_options *options, ws_dispatcher dispatcher);
 int ws_options_set_deflate(struct ws_options *options, bool offer);
 int ws_options_set_max_redirects(struct ws_options *options, uint32_t n);
@@ -158,6 +158,7 @@ local C = {
     WS_ERR_HANDSHAKE = -24,
     WS_ERR_PROTOCOL = -25,
     WS_ERR_IO = -26,
+    WS_ERR_PROXY = -27,
     WS_CONNECTING = 0,
     WS_OPEN = 1,
     WS_CLOSING = 2,

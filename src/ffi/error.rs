@@ -45,6 +45,13 @@ pub const WS_ERR_PROTOCOL: c_int = -25;
 /// `error` event: the connection broke (reset, or closed without a closing
 /// handshake).
 pub const WS_ERR_IO: c_int = -26;
+/// `error` event: the proxy refused: an HTTP CONNECT answered with a
+/// status other than 2xx (the reason quotes its status line), or a SOCKS5
+/// proxy that accepted no authentication method, rejected the username
+/// and password, or refused the connection to the target (the reason
+/// names the reply). A proxy that cannot be reached at all is
+/// `WS_ERR_DNS` or `WS_ERR_CONNECT`, naming the proxy.
+pub const WS_ERR_PROXY: c_int = -27;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());

@@ -222,21 +222,92 @@ pub extern "C" fn ws_options_set_insecure_skip_verify(
     })
 }
 
-/// Tunnels `ws://` and `wss://` through an HTTP CONNECT proxy given as
-/// `http://[user:pass@]host:port` (credentials, percent-encoded, are sent as
-/// Basic auth). The proxy resolves the server's name. A proxy that refuses
-/// gives an `error` event `WS_ERR_CONNECT` whose message holds the proxy's
-/// status line. `WS_ERR_INVALID_ARGUMENT` for a URL that is not `http://`.
-/// The string is copied.
+/// The proxy for `ws://` and `wss://` alike, as a URL:
+///
+/// - `http://[user:pass@]host[:port]` (port 80 by default): HTTP CONNECT,
+///   also for `ws://`; the credentials go as Basic auth. The proxy
+///   resolves the server's name.
+/// - `socks5://[user:pass@]host[:port]` (port 1080 by default): SOCKS5,
+///   with the server's name resolved here and its address sent to the
+///   proxy.
+/// - `socks5h://...`: SOCKS5 with the name sent to the proxy, which
+///   resolves it (needed for names only the proxy can resolve, and it
+///   keeps lookups off the local network). SOCKS5 credentials (RFC 1929,
+///   1 to 255 bytes each) travel in clear: use them only to a proxy on a
+///   trusted network.
+/// - `""`: no proxy, even if the environment names one.
+/// - NULL: back to the default, the environment's proxy (see
+///   `ws_options_set_proxy_env`).
+///
+/// Credentials are percent-decoded and never appear in any message. A
+/// proxy that refuses gives an `error` event `WS_ERR_PROXY` naming what it
+/// said; one that cannot be reached, `WS_ERR_DNS` or `WS_ERR_CONNECT`
+/// naming the proxy. TLS to a `wss://` server runs inside the tunnel and
+/// checks the server's name, not the proxy's. `WS_ERR_INVALID_ARGUMENT`
+/// for another scheme or a bad URL, `WS_ERR_UNSUPPORTED` for `https://`
+/// (TLS to the proxy itself is not implemented yet). The string is
+/// copied.
 #[no_mangle]
 pub extern "C" fn ws_options_set_proxy(
     options: *mut ws_options,
-    http_proxy_url: *const c_char,
+    proxy_url: *const c_char,
 ) -> c_int {
     with_options(options, |o| {
-        let url = string(http_proxy_url, "http_proxy_url")?;
-        Proxy::parse(&url)?;
+        if proxy_url.is_null() {
+            o.proxy = None;
+            return Ok(());
+        }
+        let url = string(proxy_url, "proxy_url")?;
+        if !url.is_empty() {
+            Proxy::parse(&url)?;
+        }
         o.proxy = Some(url);
+        Ok(())
+    })
+}
+
+/// Whether sockets without an explicit proxy take one from the
+/// environment (default true, as curl, Python `websockets` and Go do), at
+/// `ws_open_ex` and again at each reconnection attempt:
+///
+/// - `ws://`: `ws_proxy`, `WS_PROXY`, then `http_proxy` (lowercase only:
+///   `HTTP_PROXY` can be set by a web server's client through a `Proxy:`
+///   header), then `all_proxy`, `ALL_PROXY`.
+/// - `wss://`: `wss_proxy`, `WSS_PROXY`, `https_proxy`, `HTTPS_PROXY`,
+///   `all_proxy`, `ALL_PROXY`.
+///
+/// An empty variable counts as unset; a value without a scheme is
+/// `http://`. In a CGI program (`REQUEST_METHOD` set) no proxy variable is
+/// read. `no_proxy`/`NO_PROXY` then exempt hosts (see
+/// `ws_options_set_no_proxy`), and `localhost`, 127.0.0.0/8 and ::1 are
+/// never sent through a proxy from the environment.
+#[no_mangle]
+pub extern "C" fn ws_options_set_proxy_env(options: *mut ws_options, use_env: bool) -> c_int {
+    with_options(options, |o| {
+        o.proxy_env = use_env;
+        Ok(())
+    })
+}
+
+/// The hosts to reach without a proxy, replacing the environment's
+/// `no_proxy` and the loopback exemption (so `""` sends every host through
+/// the proxy, loopback included; NULL goes back to the default). It
+/// applies to an explicit proxy too.
+///
+/// Entries are separated by commas (or blanks). `*` alone matches every
+/// host. A name matches itself and its subdomains on a label boundary,
+/// without case, leading and trailing dots ignored (`example.com` and
+/// `.example.com` both match `example.com` and `www.example.com`, not
+/// `badexample.com`). An IP address, optionally with `/bits`, matches
+/// servers given as IP addresses in that range (never a name). The string
+/// is copied.
+#[no_mangle]
+pub extern "C" fn ws_options_set_no_proxy(options: *mut ws_options, list: *const c_char) -> c_int {
+    with_options(options, |o| {
+        o.no_proxy = match list.is_null() {
+            true => None,
+            false => Some(string(list, "list")?),
+        };
         Ok(())
     })
 }

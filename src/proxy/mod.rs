@@ -1,6 +1,9 @@
-//! HTTP CONNECT proxies: the proxy URL and the request; the exchange itself
-//! is in [`tunnel`].
+//! Proxies: the proxy URL, HTTP CONNECT's request (its exchange is in
+//! [`tunnel`]) and SOCKS5's ([`socks5`]); which proxy a socket uses, from
+//! its options and the environment, is [`select`]'s to say.
 
+pub(crate) mod select;
+pub(crate) mod socks5;
 pub(crate) mod tunnel;
 
 use data_encoding::BASE64;
@@ -9,14 +12,115 @@ use url::Url;
 
 use crate::status::{Error, ErrorKind, Result};
 
+/// A proxy exchange under way, whichever protocol the proxy speaks. The
+/// driver writes while [`to_write`](Self::to_write) is not empty and reads
+/// otherwise, until the tunnel is up: SOCKS5 goes back and forth several
+/// times, HTTP CONNECT once.
+pub(crate) enum Exchange {
+    Connect(tunnel::ConnectTunnel),
+    /// Boxed: its reply buffer is inline.
+    Socks5(Box<socks5::Socks5Tunnel>),
+}
+
+impl Exchange {
+    /// Starts asking `proxy` for a tunnel to `target`. `resolved`: the
+    /// target's address found here, which `socks5://` sends for a name.
+    pub fn new(
+        proxy: &Proxy,
+        target: &crate::target::Target,
+        resolved: Option<std::net::SocketAddr>,
+    ) -> std::result::Result<Exchange, String> {
+        let port = target.port;
+        match proxy.kind {
+            ProxyKind::Http => {
+                let authority = match target.ip {
+                    Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{port}"),
+                    _ => format!("{}:{port}", target.host),
+                };
+                Ok(Exchange::Connect(tunnel::ConnectTunnel::new(
+                    proxy, &authority,
+                )))
+            }
+            ProxyKind::Socks5 { remote_dns } => {
+                let to = match (target.ip, resolved) {
+                    (Some(ip), _) => socks5::Socks5Target::Ip((ip, port).into()),
+                    (None, Some(addr)) if !remote_dns => socks5::Socks5Target::Ip(addr),
+                    _ => socks5::Socks5Target::Name(target.host.clone(), port),
+                };
+                socks5::Socks5Tunnel::new(to, proxy.credentials.clone())
+                    .map(|t| Exchange::Socks5(Box::new(t)))
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    pub fn to_write(&self) -> &[u8] {
+        match self {
+            Exchange::Connect(t) => t.to_write(),
+            Exchange::Socks5(t) => t.to_write(),
+        }
+    }
+
+    pub fn wrote(&mut self, n: usize) {
+        match self {
+            Exchange::Connect(t) => t.wrote(n),
+            Exchange::Socks5(t) => t.wrote(n),
+        }
+    }
+
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        match self {
+            Exchange::Connect(t) => t.read_buf(),
+            Exchange::Socks5(t) => t.read_buf(),
+        }
+    }
+
+    /// A read of `n` bytes into `read_buf` (0: the proxy hung up); an
+    /// error is the proxy's refusal, as the `error` event says it.
+    pub fn filled(&mut self, n: usize) -> std::result::Result<tunnel::Progress, String> {
+        match self {
+            Exchange::Connect(t) => t.filled(n).map_err(|e| e.to_string()),
+            Exchange::Socks5(t) => t.filled(n).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Which protocol the proxy speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    /// HTTP CONNECT (`http://`), for ws:// as for wss://.
+    Http,
+    /// SOCKS5: `socks5://` resolves the target here and sends its address,
+    /// `socks5h://` sends the name for the proxy to resolve.
+    Socks5 { remote_dns: bool },
+}
+
 /// Where the proxy listens and what to send it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Proxy {
+    pub kind: ProxyKind,
     pub host: String,
     pub port: u16,
     pub ip: Option<std::net::IpAddr>,
     /// `Proxy-Authorization` value, from `user:pass@` in the URL.
     pub authorization: Option<String>,
+    /// The decoded user and password, for SOCKS5 (RFC 1929).
+    pub credentials: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Credentials never show, not even in debug output.
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("kind", &self.kind)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 fn invalid(message: String) -> Error {
@@ -24,21 +128,42 @@ fn invalid(message: String) -> Error {
 }
 
 impl Proxy {
-    /// Parses `http://[user:pass@]host:port`.
+    /// Parses `http://`, `socks5://` or `socks5h://[user:pass@]host[:port]`
+    /// (ports 80 and 1080 by default). A value without a scheme, as the
+    /// environment's often are, is `http://`. Messages never repeat the
+    /// URL: it may hold a password.
     pub fn parse(input: &str) -> Result<Proxy> {
-        let url = Url::parse(input).map_err(|e| invalid(format!("proxy URL {input:?}: {e}")))?;
-        if url.scheme() != "http" {
-            return Err(invalid(format!(
-                "proxy URL {input:?}: only http:// (HTTP CONNECT) proxies are supported"
-            )));
-        }
+        let owned;
+        let input = if input.contains("://") {
+            input
+        } else {
+            owned = format!("http://{input}");
+            &owned
+        };
+        let url = Url::parse(input).map_err(|e| invalid(format!("bad proxy URL: {e}")))?;
+        let (kind, default_port) = match url.scheme() {
+            "http" => (ProxyKind::Http, 80),
+            "socks5" => (ProxyKind::Socks5 { remote_dns: false }, 1080),
+            "socks5h" => (ProxyKind::Socks5 { remote_dns: true }, 1080),
+            "https" => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "https:// proxies (TLS to the proxy) are not supported yet: use http://, socks5:// or socks5h://",
+                ))
+            }
+            other => {
+                return Err(invalid(format!(
+                    "proxy scheme {other:?}: expected http://, socks5:// or socks5h://"
+                )))
+            }
+        };
         let (host, ip) = match url.host() {
             Some(url::Host::Domain(d)) if !d.is_empty() => (d.to_owned(), None),
             Some(url::Host::Ipv4(a)) => (a.to_string(), Some(a.into())),
             Some(url::Host::Ipv6(a)) => (a.to_string(), Some(a.into())),
-            _ => return Err(invalid(format!("proxy URL {input:?} has no host"))),
+            _ => return Err(invalid("the proxy URL has no host".to_owned())),
         };
-        let port = url.port_or_known_default().unwrap_or(80);
+        let port = url.port().unwrap_or(default_port);
         // The URL keeps user and password percent-encoded; Basic credentials
         // are the decoded text (RFC 7617), base64 as RFC 4648 section 4.
         let authorization = (!url.username().is_empty()).then(|| {
@@ -49,12 +174,58 @@ impl Proxy {
                 BASE64.encode(format!("{user}:{pass}").as_bytes())
             )
         });
+        let credentials = (!url.username().is_empty()).then(|| {
+            let user = percent_decode_str(url.username()).collect::<Vec<u8>>();
+            let pass = percent_decode_str(url.password().unwrap_or("")).collect::<Vec<u8>>();
+            (user, pass)
+        });
+        if let (ProxyKind::Socks5 { .. }, Some((user, pass))) = (kind, &credentials) {
+            if user.len() > 255 || pass.is_empty() || pass.len() > 255 {
+                return Err(invalid(
+                    "SOCKS5 proxy credentials: the user and the password must each be 1 to 255 bytes"
+                        .to_owned(),
+                ));
+            }
+        }
         Ok(Proxy {
+            kind,
             host,
             port,
             ip,
             authorization,
+            credentials,
         })
+    }
+
+    /// The proxy a socket to `target` goes through, if any: the options'
+    /// explicit one, or the environment's (`env` looks a variable up), with
+    /// the `no_proxy` rules applied (see [`select`]).
+    pub fn for_target(
+        target: &crate::target::Target,
+        options: &crate::options::Options,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Proxy>> {
+        let settings = select::ProxySettings {
+            explicit: options.proxy.as_deref(),
+            use_env: options.proxy_env,
+            no_proxy: options.no_proxy.as_deref(),
+        };
+        let Some(selected) = select::select(target.secure, &target.host, target.ip, &settings, env)
+        else {
+            return Ok(None);
+        };
+        Proxy::parse(&selected.url)
+            .map(Some)
+            .map_err(|e| match selected.from_env {
+                true => Error::new(
+                    e.kind,
+                    format!(
+                        "the proxy the environment names is not usable: {}",
+                        e.message
+                    ),
+                ),
+                false => e,
+            })
     }
 
     /// The CONNECT request for `authority` ("host:port", IPv6 in brackets).
@@ -114,7 +285,31 @@ mod tests {
             plain.request("[2001:db8::1]:443"),
             b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n\r\n"
         );
-        assert!(Proxy::parse("https://127.0.0.1:3128").is_err());
-        assert!(Proxy::parse("nonsense").is_err());
+        let https = Proxy::parse("https://127.0.0.1:3128").unwrap_err();
+        assert_eq!(https.kind, ErrorKind::Unsupported);
+        assert!(Proxy::parse("ftp://127.0.0.1:21").is_err());
+        assert!(Proxy::parse("http://").is_err());
+    }
+
+    #[test]
+    fn socks_schemes_default_ports_and_secrets_kept_out_of_messages() {
+        let p = Proxy::parse("socks5h://u%3Ax:p%40ss@proxy.example").unwrap();
+        assert_eq!(p.kind, ProxyKind::Socks5 { remote_dns: true });
+        assert_eq!(p.port, 1080);
+        assert_eq!(p.credentials, Some((b"u:x".to_vec(), b"p@ss".to_vec())));
+        assert!(!format!("{p:?}").contains("p@ss"));
+        let local = Proxy::parse("socks5://127.0.0.1:9050").unwrap();
+        assert_eq!(local.kind, ProxyKind::Socks5 { remote_dns: false });
+        assert_eq!(local.port, 9050);
+        // Without a scheme: HTTP, as the environment's values often are.
+        let bare = Proxy::parse("127.0.0.1:3128").unwrap();
+        assert_eq!((bare.kind, bare.port), (ProxyKind::Http, 3128));
+        let long = format!("socks5://{}:pw@p:1", "u".repeat(256));
+        assert_eq!(
+            Proxy::parse(&long).unwrap_err().kind,
+            ErrorKind::InvalidArgument
+        );
+        let bad = Proxy::parse("socks5://user:s3cret@[::1:1").unwrap_err();
+        assert!(!bad.message.contains("s3cret"), "{}", bad.message);
     }
 }

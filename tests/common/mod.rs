@@ -14,6 +14,8 @@ use tungstenite::handshake::server::{Request, Response};
 use tungstenite::{Message, WebSocket};
 use wsembed::ffi::*;
 
+pub mod socks;
+
 /// Generous: the suite must not flake on a loaded 2-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 

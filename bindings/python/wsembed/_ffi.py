@@ -44,6 +44,7 @@ WS_ERR_TLS = -23
 WS_ERR_HANDSHAKE = -24
 WS_ERR_PROTOCOL = -25
 WS_ERR_IO = -26
+WS_ERR_PROXY = -27
 
 STATUS_NAMES = {
     value: name for name, value in list(globals().items()) if name.startswith("WS_ERR_")
@@ -121,6 +122,8 @@ SIGNATURES = {
     "ws_options_set_client_cert": ([_options, c_char_p, c_char_p], c_int),
     "ws_options_set_insecure_skip_verify": ([_options, c_bool], c_int),
     "ws_options_set_proxy": ([_options, c_char_p], c_int),
+    "ws_options_set_proxy_env": ([_options, c_bool], c_int),
+    "ws_options_set_no_proxy": ([_options, c_char_p], c_int),
     "ws_options_set_max_redirects": ([_options, c_uint32], c_int),
     "ws_options_set_reconnect": ([_options, c_bool], c_int),
     "ws_options_set_reconnect_delay": ([_options, c_uint32, c_uint32], c_int),

@@ -37,7 +37,9 @@ OPTION_NAMES = (
     "ca_pem",  # extra trust roots as PEM text
     "client_cert",  # (cert_pem_path, key_pem_path) for mutual TLS
     "insecure_skip_verify",  # DANGEROUS: accept any certificate (tests only)
-    "proxy",  # http://[user:pass@]host:port, an HTTP CONNECT proxy
+    "proxy",  # http://, socks5:// or socks5h://[user:pass@]host:port; "" for none
+    "proxy_env",  # take the proxy from ws_proxy, http_proxy... (default True)
+    "no_proxy",  # hosts to reach directly, replacing no_proxy and the loopback exemption
     "max_redirects",  # HTTP redirects of the handshake to follow, default 0
     "deflate",  # offer permessage-deflate (RFC 7692), default False
     "deflate_client_max_window_bits",  # 9..15 caps our window; default: the server picks
@@ -169,6 +171,14 @@ def _apply(options, protocols, headers, settings):
         errors.check(lib.ws_options_set_insecure_skip_verify(options, True))
     if given("proxy"):
         errors.check(lib.ws_options_set_proxy(options, cstring(settings["proxy"], "proxy")))
+    # Only a request to ignore the environment is passed on: True is the
+    # default.
+    if settings.get("proxy_env") is False:
+        errors.check(lib.ws_options_set_proxy_env(options, False))
+    if given("no_proxy"):
+        errors.check(
+            lib.ws_options_set_no_proxy(options, cstring(settings["no_proxy"], "no_proxy"))
+        )
     if given("max_redirects"):
         errors.check(
             lib.ws_options_set_max_redirects(

@@ -16,7 +16,7 @@ WS_ERR_TOO_LARGE
 WS_ERR_INVALID_STATE,           InvalidStateError
 WS_ERR_INVALID_HANDLE
 WS_ERR_QUEUE_FULL               QueueFullError
-WS_ERR_DNS .. WS_ERR_IO         ConnectionClosed        ConnectionError
+WS_ERR_DNS .. WS_ERR_PROXY      ConnectionClosed        ConnectionError
 WS_ERR_HANDSHAKE (an HTTP       InvalidStatus           ConnectionClosed
 answer other than 101)
 WS_ERR_INTERNAL                 WebSocketError
@@ -42,6 +42,7 @@ from ._ffi import (
     WS_ERR_INVALID_UTF8,
     WS_ERR_IO,
     WS_ERR_PROTOCOL,
+    WS_ERR_PROXY,
     WS_ERR_QUEUE_FULL,
     WS_ERR_TIMEOUT,
     WS_ERR_TLS,
@@ -78,6 +79,7 @@ __all__ = [
     "WS_ERR_HANDSHAKE",
     "WS_ERR_PROTOCOL",
     "WS_ERR_IO",
+    "WS_ERR_PROXY",
 ]
 
 
@@ -122,7 +124,7 @@ class ConnectionClosed(WebSocketError, ConnectionError):
 
     ``code``, ``reason`` and ``was_clean`` describe the close (1006 when no
     close frame was exchanged). When the connection failed, ``error_code``
-    (also ``status``) is one of ``WS_ERR_DNS`` .. ``WS_ERR_IO`` and
+    (also ``status``) is one of ``WS_ERR_DNS`` .. ``WS_ERR_PROXY`` and
     ``error`` the library's message; otherwise ``error_code`` is 0 and
     ``status`` is ``WS_ERR_INVALID_STATE``.
     """

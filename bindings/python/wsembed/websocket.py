@@ -141,7 +141,11 @@ class WebSocket(NativeState):
     interval), ``max_message_size`` (64 MiB), ``max_send_queue`` (64 MiB),
     ``ca_file`` and ``ca_pem`` (extra trust roots), ``client_cert`` (a
     ``(cert_path, key_path)`` pair), ``insecure_skip_verify`` (DANGEROUS,
-    tests only), ``proxy`` (``http://host:port``), ``max_redirects``
+    tests only), ``proxy`` (``http://``, ``socks5://`` or ``socks5h://[user:pass@]host:port``;
+    ``""`` for none; by default the environment's ``ws_proxy``,
+    ``http_proxy``..., which ``proxy_env=False`` ignores), ``no_proxy``
+    (hosts to reach directly, replacing the environment's list and the
+    loopback exemption), ``max_redirects``
     (HTTP redirects of the handshake to follow; 0, the default, refuses
     them). An option this build
     lacks raises ``NotImplementedError``; a bad value ``ValueError``.

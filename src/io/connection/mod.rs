@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,7 +31,8 @@ use super::staging::StagingGuard;
 use super::stream::{AnswerSlot, Stream};
 use crate::deliver::Delivery;
 use crate::event::{lossy_cstring, CloseRecord};
-use crate::proxy::tunnel::{ConnectTunnel, Progress};
+use crate::proxy::tunnel::Progress;
+use crate::proxy::{Exchange, ProxyKind};
 use crate::reconnect::{Backoff, Decision};
 use crate::route::Route;
 use crate::socket::{CloseRequest, Socket};
@@ -67,7 +68,7 @@ enum Phase {
     /// Asking an HTTP proxy for a tunnel.
     Tunneling {
         stream: TcpStream,
-        tunnel: ConnectTunnel,
+        tunnel: Exchange,
     },
     Handshaking(MidHandshake<ClientHandshake<Stream>>),
     Open {
@@ -134,6 +135,10 @@ pub struct Connection {
     /// A redirect changed the host: the caller's `Authorization` and
     /// `Cookie` headers stay behind.
     credentials_dropped: bool,
+    /// `socks5://`: the server's address, resolved here before connecting
+    /// to the proxy (`resolving_target` while that is under way).
+    target_addr: Option<SocketAddr>,
+    resolving_target: bool,
     // ----- across connections (automatic reconnection) -----
     backoff: Backoff,
     /// How many times the socket opened.
@@ -174,6 +179,8 @@ impl Connection {
             answer: AnswerSlot::default(),
             redirects: 0,
             credentials_dropped: false,
+            target_addr: None,
+            resolving_target: false,
             backoff: Backoff::new(seed),
             opens: 0,
             opened_at: None,
@@ -198,6 +205,18 @@ impl Connection {
     // ----- connecting --------------------------------------------------
 
     pub fn start(&mut self, ctx: &mut Ctx<'_>) {
+        // `socks5://` sends the server's address: find it first.
+        let local_dns = matches!(
+            self.route.proxy.as_ref().map(|p| p.kind),
+            Some(ProxyKind::Socks5 { remote_dns: false })
+        );
+        if local_dns && self.target.ip.is_none() && self.target_addr.is_none() {
+            self.resolving_target = true;
+            let target = &self.target;
+            return ctx
+                .resolver
+                .resolve(self.socket.handle, &target.host, target.port);
+        }
         let (host, ip, port) = self.route.first_hop(&self.target);
         match ip {
             Some(ip) => self.connect(ctx, VecDeque::from([SocketAddr::new(ip, port)])),
@@ -209,7 +228,20 @@ impl Connection {
         if !matches!(self.phase, Phase::Resolving) {
             return;
         }
-        let host = &self.target.host;
+        if std::mem::take(&mut self.resolving_target) {
+            if let Ok(addrs) = &result {
+                if let Some(addr) = addrs.first() {
+                    self.target_addr = Some(*addr);
+                    return self.start(ctx);
+                }
+            }
+        }
+        let host = match (&self.route.proxy, self.target_addr) {
+            // The proxy's name is what failed to resolve.
+            (Some(proxy), Some(_)) => &proxy.host,
+            (Some(proxy), None) if self.target.ip.is_some() => &proxy.host,
+            _ => &self.target.host,
+        };
         match result {
             Ok(addrs) if !addrs.is_empty() => self.connect(ctx, addrs.into()),
             Ok(_) => self.fail(
@@ -285,21 +317,21 @@ impl Connection {
         // Small messages go out at once; batching is done above the socket.
         let _ = stream.set_nodelay(true);
         match &self.route.proxy {
-            Some(proxy) => {
-                let target = &self.target;
-                let authority = match target.ip {
-                    Some(IpAddr::V6(ip)) => format!("[{ip}]:{}", target.port),
-                    _ => format!("{}:{}", target.host, target.port),
-                };
-                let tunnel = ConnectTunnel::new(proxy, &authority);
-                self.phase = Phase::Tunneling { stream, tunnel };
-                self.on_tunnel_ready(ctx);
-            }
+            Some(proxy) => match Exchange::new(proxy, &self.target, self.target_addr) {
+                Ok(tunnel) => {
+                    self.phase = Phase::Tunneling { stream, tunnel };
+                    self.on_tunnel_ready(ctx);
+                }
+                Err(message) => {
+                    let _ = ctx.registry.deregister(&mut stream);
+                    self.fail(ctx, Failure::new(AsyncErrorKind::Proxy, message));
+                }
+            },
             None => self.start_handshake(ctx, stream, Vec::new()),
         }
     }
 
-    /// Readiness while asking an HTTP proxy for a tunnel; once it is up,
+    /// Readiness while asking a proxy for a tunnel; once it is up,
     /// TLS and the WebSocket handshake start inside it, with the bytes that
     /// came after the proxy's answer.
     fn on_tunnel_ready(&mut self, ctx: &mut Ctx<'_>) {
@@ -316,7 +348,7 @@ impl Connection {
                 };
                 self.start_handshake(ctx, stream, leftover);
             }
-            Err(message) => self.fail(ctx, Failure::new(AsyncErrorKind::Connect, message)),
+            Err(failure) => self.fail(ctx, failure),
         }
     }
 
@@ -420,6 +452,7 @@ impl Connection {
             self.credentials_dropped = true;
         }
         self.redirects += 1;
+        self.target_addr = None;
         self.socket.set_redirected_to(Some(next.url.as_str()));
         self.target = next;
         self.route = route;
@@ -890,27 +923,31 @@ impl Connection {
     }
 }
 
-/// Moves the CONNECT exchange's bytes in blocks until it would block (Ok
-/// None) or the tunnel is up (Ok with the bytes read past the answer).
-fn exchange(stream: &mut TcpStream, tunnel: &mut ConnectTunnel) -> Result<Option<Vec<u8>>, String> {
-    while !tunnel.to_write().is_empty() {
-        match stream.write(tunnel.to_write()) {
-            Ok(n) => tunnel.wrote(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("proxy: {e}")),
-        }
-    }
+/// Moves the proxy exchange's bytes, writing whenever it has something to
+/// say and reading otherwise, until the socket would block (Ok None) or the
+/// tunnel is up (Ok with the bytes read past the proxy's last answer).
+fn exchange(stream: &mut TcpStream, tunnel: &mut Exchange) -> Result<Option<Vec<u8>>, Failure> {
+    let broken = |e: io::Error| Failure::new(AsyncErrorKind::Connect, format!("proxy: {e}"));
     loop {
+        while !tunnel.to_write().is_empty() {
+            match stream.write(tunnel.to_write()) {
+                Ok(n) => tunnel.wrote(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(broken(e)),
+            }
+        }
         let n = match stream.read(tunnel.read_buf()) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("proxy: {e}")),
+            Err(e) => return Err(broken(e)),
         };
-        match tunnel.filled(n).map_err(|e| e.to_string())? {
-            Progress::NeedMore => {}
-            Progress::Established { leftover } => return Ok(Some(leftover)),
+        let progress = tunnel
+            .filled(n)
+            .map_err(|message| Failure::new(AsyncErrorKind::Proxy, message))?;
+        if let Progress::Established { leftover } = progress {
+            return Ok(Some(leftover));
         }
     }
 }

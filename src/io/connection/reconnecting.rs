@@ -153,9 +153,12 @@ impl Connection {
         }
         self.answer = AnswerSlot::default();
         self.target = self.socket.target.clone();
-        self.route = self.socket.route.clone();
+        // The proxy is chosen again: the environment may have changed.
+        self.route = (self.socket.route).reselected(&self.socket.target, &self.socket.options);
         self.redirects = 0;
         self.credentials_dropped = false;
+        self.target_addr = None;
+        self.resolving_target = false;
         self.lost = None;
         self.socket.set_answer(None);
         self.socket.set_redirected_to(None);
