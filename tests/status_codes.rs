@@ -65,24 +65,32 @@ fn wss_and_tls_options_are_unsupported_without_tls() {
 #[test]
 fn proxy_urls_are_checked_when_set() {
     let o = ws_options_new();
-    for bad in [
-        "https://127.0.0.1:3128",
-        "socks5://127.0.0.1:1080",
-        "nonsense",
+    for (bad, status) in [
+        ("https://127.0.0.1:3128", WS_ERR_UNSUPPORTED),
+        ("ftp://127.0.0.1:21", WS_ERR_INVALID_ARGUMENT),
+        ("http://", WS_ERR_INVALID_ARGUMENT),
+        ("socks5://[::1", WS_ERR_INVALID_ARGUMENT),
     ] {
         let c = CString::new(bad).unwrap();
-        assert_eq!(
-            ws_options_set_proxy(o, c.as_ptr()),
-            WS_ERR_INVALID_ARGUMENT,
-            "{bad}"
-        );
+        assert_eq!(ws_options_set_proxy(o, c.as_ptr()), status, "{bad}");
+    }
+    // NULL: back to the default (the environment's); "": none.
+    assert_eq!(ws_options_set_proxy(o, ptr::null()), WS_OK);
+    assert_eq!(ws_options_set_proxy(o, c"".as_ptr()), WS_OK);
+    for good in [
+        "http://user:pw@127.0.0.1:3128",
+        "socks5://127.0.0.1:1080",
+        "socks5h://user:pw@proxy.example",
+        // Without a scheme: http://, as curl reads it.
+        "127.0.0.1:3128",
+    ] {
+        let c = CString::new(good).unwrap();
+        assert_eq!(ws_options_set_proxy(o, c.as_ptr()), WS_OK, "{good}");
     }
     assert_eq!(
-        ws_options_set_proxy(o, ptr::null()),
+        ws_options_set_proxy(ptr::null_mut(), ptr::null()),
         WS_ERR_INVALID_ARGUMENT
     );
-    let good = CString::new("http://user:pw@127.0.0.1:3128").unwrap();
-    assert_eq!(ws_options_set_proxy(o, good.as_ptr()), WS_OK);
     ws_options_free(o);
 }
 
