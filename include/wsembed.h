@@ -234,7 +234,7 @@ typedef struct ws_event {
    */
   bool was_clean;
   /**
-   * ERROR: one of `WS_ERR_DNS` .. `WS_ERR_IO`; RECONNECTING: the
+   * ERROR: one of `WS_ERR_DNS` .. `WS_ERR_PROXY`; RECONNECTING: the
    * failure that ended the connection, or 0; 0 for other kinds.
    */
   int error_code;

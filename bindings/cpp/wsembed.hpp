@@ -204,7 +204,7 @@ private:
 
 /** An `error` event: what failed (copied, safe to keep). */
 struct ErrorEvent {
-    /** WS_ERR_DNS .. WS_ERR_IO. */
+    /** WS_ERR_DNS .. WS_ERR_PROXY. */
     int code;
     std::string message;
     /** The HTTP status the server answered instead of 101 when it refused

@@ -25,7 +25,7 @@ into a Lua table. A callback gets an event table:
   evt.binary    message: true for a binary message, false for text
   evt.code, evt.reason, evt.wasClean   close (1005: no code; 1006: no
                 close frame); reason is also the message of an error
-  evt.error_code, evt.error_name       error (WS_ERR_DNS .. WS_ERR_IO)
+  evt.error_code, evt.error_name       error (WS_ERR_DNS .. WS_ERR_PROXY)
   evt.status    error: the HTTP status of a refused handshake, else 0
   evt.attempt   open: opens before this one; reconnecting (with the
                 reconnect option): the coming attempt, from 1, and

@@ -59,7 +59,7 @@ pub struct ws_event {
     pub reason: *const c_char,
     /// CLOSE, RECONNECTING: true when the closing handshake completed.
     pub was_clean: bool,
-    /// ERROR: one of `WS_ERR_DNS` .. `WS_ERR_IO`; RECONNECTING: the
+    /// ERROR: one of `WS_ERR_DNS` .. `WS_ERR_PROXY`; RECONNECTING: the
     /// failure that ended the connection, or 0; 0 for other kinds.
     pub error_code: c_int,
     /// OPEN: how many times the socket opened before (0: the first open; 1

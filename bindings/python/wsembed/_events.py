@@ -60,7 +60,7 @@ class Event:
       the peer sent none, 1006 when no close frame was exchanged), the
       peer's reason, and whether the closing handshake completed;
     - ``error_code`` and ``reason`` (error): one of ``WS_ERR_DNS`` ..
-      ``WS_ERR_IO`` (see ``wsembed.errors``) and the library's message;
+      ``WS_ERR_PROXY`` (see ``wsembed.errors``) and the library's message;
     - ``status`` (error): the HTTP status the server answered instead of
       101 when it refused the opening handshake (401, 503...; the socket's
       ``response_headers`` and ``response_body`` give the rest of the
