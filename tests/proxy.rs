@@ -168,37 +168,9 @@ fn an_unreachable_proxy() {
 #[cfg(feature = "tls")]
 #[test]
 fn wss_through_a_proxy() {
-    // A TLS echo server with a throwaway certificate; insecure mode keeps
-    // this test about the tunnel (tests/tls.rs covers verification).
-    use std::sync::Arc;
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap(),
-    );
-    let server = raw_server(move |tcp| {
-        let conn = rustls::ServerConnection::new(config.clone()).unwrap();
-        if let Ok(mut ws) = tungstenite::accept(rustls::StreamOwned::new(conn, tcp)) {
-            while let Ok(m) = ws.read() {
-                if (m.is_text() || m.is_binary()) && ws.send(m).is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    // Insecure mode keeps this test about the tunnel (tests/tls.rs covers
+    // verification).
+    let server = tls_echo_server();
     let proxy = tinyproxy("tls", "");
     let o = options_with_proxy(&format!("http://127.0.0.1:{}", proxy.port));
     assert_eq!(ws_options_set_insecure_skip_verify(o, true), WS_OK);

@@ -165,3 +165,15 @@ fn bad_proxy_urls_are_refused_at_once() {
     assert_eq!(ws_options_set_proxy(o, std::ptr::null()), WS_OK);
     ws_options_free(o);
 }
+
+#[cfg(feature = "tls")]
+#[test]
+fn wss_runs_inside_the_socks_tunnel() {
+    let server = tls_echo_server();
+    let proxy = socks_proxy(Behaviour::Forward, &["tls.invalid"]);
+    let o = options_with_proxy(&proxy.url("socks5h", ""));
+    assert_eq!(ws_options_set_insecure_skip_verify(o, true), WS_OK);
+    echo_through(&format!("wss://tls.invalid:{}/", server.port), o);
+    let asked = proxy.asked.lock().unwrap().clone();
+    assert_eq!((asked[0].atyp, asked[0].host.as_str()), (3, "tls.invalid"));
+}

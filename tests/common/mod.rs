@@ -388,3 +388,38 @@ impl Drop for Peer {
         let _ = self.child.wait();
     }
 }
+
+/// A wss:// echo server with a throwaway self-signed certificate for
+/// 127.0.0.1 (clients connect in insecure mode: tests/tls.rs covers
+/// verification).
+#[cfg(feature = "tls")]
+pub fn tls_echo_server() -> Server {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap(),
+    );
+    raw_server(move |tcp| {
+        let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+        if let Ok(mut ws) = tungstenite::accept(rustls::StreamOwned::new(conn, tcp)) {
+            while let Ok(m) = ws.read() {
+                if (m.is_text() || m.is_binary()) && ws.send(m).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
