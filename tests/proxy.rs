@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::ffi::CString;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -70,18 +69,6 @@ fn tinyproxy(tag: &str, extra: &str) -> Tinyproxy {
         port,
         _dir: dir,
     }
-}
-
-fn options_with_proxy(url: &str) -> *mut ws_options {
-    let o = ws_options_new();
-    let c = CString::new(url).unwrap();
-    assert_eq!(
-        ws_options_set_proxy(o, c.as_ptr()),
-        WS_OK,
-        "{}",
-        last_error()
-    );
-    o
 }
 
 fn echo_through(url: &str, o: *const ws_options) {

@@ -11,18 +11,6 @@ use common::socks::{socks_proxy, Behaviour};
 use common::*;
 use wsembed::ffi::*;
 
-fn options_with_proxy(url: &str) -> *mut ws_options {
-    let o = ws_options_new();
-    let c = CString::new(url).unwrap();
-    assert_eq!(
-        ws_options_set_proxy(o, c.as_ptr()),
-        WS_OK,
-        "{}",
-        last_error()
-    );
-    o
-}
-
 fn echo_through(url: &str, o: *mut ws_options) {
     let r = Recorder::new();
     let h = open_with(url, o);

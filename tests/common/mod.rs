@@ -423,3 +423,16 @@ pub fn tls_echo_server() -> Server {
         }
     })
 }
+
+/// New options with `url` as the proxy.
+pub fn options_with_proxy(url: &str) -> *mut ws_options {
+    let o = ws_options_new();
+    let c = CString::new(url).unwrap();
+    assert_eq!(
+        ws_options_set_proxy(o, c.as_ptr()),
+        WS_OK,
+        "{}",
+        last_error()
+    );
+    o
+}
