@@ -165,3 +165,13 @@ fn wss_runs_inside_the_socks_tunnel() {
     let asked = proxy.asked.lock().unwrap().clone();
     assert_eq!((asked[0].atyp, asked[0].host.as_str()), (3, "tls.invalid"));
 }
+
+#[test]
+fn a_proxy_name_that_does_not_resolve_is_named_in_the_dns_error() {
+    for scheme in ["http", "socks5h"] {
+        let o = options_with_proxy(&format!("{scheme}://proxy.invalid:1080"));
+        let (code, message) = failure("ws://server.invalid:9/", o);
+        assert_eq!(code, WS_ERR_DNS, "{scheme}");
+        assert!(message.contains("proxy.invalid"), "{scheme}: {message}");
+    }
+}

@@ -396,7 +396,7 @@ fn copy_string(
 /// (buf may be NULL) to size the buffer. 0 for a bad handle. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_protocol(socket: ws_handle, buf: *mut c_char, cap: usize) -> usize {
-    boundary(|| copy_string(socket, buf, cap, |s| s.protocol().to_owned()))
+    boundary(|| copy_string(socket, buf, cap, |s| s.protocol()))
 }
 
 /// Copies the extensions the server agreed to (its
@@ -406,14 +406,14 @@ pub extern "C" fn ws_protocol(socket: ws_handle, buf: *mut c_char, cap: usize) -
 /// replaced. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_extensions(socket: ws_handle, buf: *mut c_char, cap: usize) -> usize {
-    boundary(|| copy_string(socket, buf, cap, |s| s.extensions().to_owned()))
+    boundary(|| copy_string(socket, buf, cap, |s| s.extensions()))
 }
 
 /// Copies the URL as parsed (e.g. "ws://example.org/" for
 /// "ws://EXAMPLE.org") into `buf`, as `ws_protocol` does. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_url(socket: ws_handle, buf: *mut c_char, cap: usize) -> usize {
-    boundary(|| copy_string(socket, buf, cap, |s| s.url().to_owned()))
+    boundary(|| copy_string(socket, buf, cap, |s| s.url()))
 }
 
 /// The HTTP status of the socket's last opening handshake answer: 101 once

@@ -84,10 +84,7 @@ enum Phase {
 /// A failure of the current connection, kept until it ends: reported
 /// at once, or (when a retry will follow) carried by `reconnecting`.
 struct Lost {
-    kind: AsyncErrorKind,
-    message: String,
-    http_status: Option<u16>,
-    transient: bool,
+    failure: Failure,
     reported: bool,
 }
 
@@ -228,7 +225,8 @@ impl Connection {
         if !matches!(self.phase, Phase::Resolving) {
             return;
         }
-        if std::mem::take(&mut self.resolving_target) {
+        let resolving_target = std::mem::take(&mut self.resolving_target);
+        if resolving_target {
             if let Ok(addrs) = &result {
                 if let Some(addr) = addrs.first() {
                     self.target_addr = Some(*addr);
@@ -236,11 +234,11 @@ impl Connection {
                 }
             }
         }
-        let host = match (&self.route.proxy, self.target_addr) {
-            // The proxy's name is what failed to resolve.
-            (Some(proxy), Some(_)) => &proxy.host,
-            (Some(proxy), None) if self.target.ip.is_some() => &proxy.host,
-            _ => &self.target.host,
+        // The name that was looked up: the server's for `socks5://`, else
+        // the first hop's (the proxy's, when there is one).
+        let host = match resolving_target {
+            true => self.target.host.clone(),
+            false => self.route.first_hop(&self.target).0.to_owned(),
         };
         match result {
             Ok(addrs) if !addrs.is_empty() => self.connect(ctx, addrs.into()),
@@ -782,6 +780,7 @@ impl Connection {
     /// failure that another attempt will follow is not reported: the
     /// `reconnecting` event carries it.
     fn fail(&mut self, ctx: &mut Ctx<'_>, failure: Failure) {
+        let close_code = failure.close_code;
         let reported = matches!(&self.phase, Phase::Open { closing, .. } if closing.is_failed());
         if !reported && self.lost.is_none() {
             let retrying = failure.transient && self.may_retry();
@@ -794,10 +793,7 @@ impl Connection {
                 );
             }
             self.lost = Some(Lost {
-                kind: failure.kind,
-                message: failure.message.clone(),
-                http_status: failure.http_status,
-                transient: failure.transient,
+                failure,
                 reported: !retrying,
             });
         }
@@ -806,7 +802,7 @@ impl Connection {
         let Phase::Open { ws, closing } = &mut self.phase else {
             return self.finish(ctx, Ending::abnormal());
         };
-        match closing.fail(failure.close_code) {
+        match closing.fail(close_code) {
             OnFail::SendClose(code) => {
                 let frame = CloseFrame {
                     code,

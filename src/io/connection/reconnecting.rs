@@ -67,7 +67,7 @@ impl Connection {
         }
         let cause = match &self.lost {
             Some(lost) => Cause::Failed {
-                transient: lost.transient && !lost.reported,
+                transient: lost.failure.transient && !lost.reported,
             },
             None => Cause::Closed { code: ending.code },
         };
@@ -85,7 +85,7 @@ impl Connection {
         let retry_after = self
             .lost
             .as_ref()
-            .filter(|l| l.http_status.is_some())
+            .filter(|l| l.failure.http_status.is_some())
             .and_then(|_| self.socket.answer())
             .and_then(|answer| answer.header("retry-after"))
             .and_then(|value| parse_retry_after(&value));
@@ -110,7 +110,7 @@ impl Connection {
         self.opened_at = None;
         let lost = self.lost.take();
         let reason = match &lost {
-            Some(l) if ending.reason.is_empty() => l.message.as_str(),
+            Some(l) if ending.reason.is_empty() => l.failure.message.as_str(),
             _ => ending.reason.as_str(),
         };
         let record = ReconnectRecord {
@@ -119,8 +119,8 @@ impl Connection {
                 reason: lossy_cstring(reason),
                 was_clean: ending.clean,
             },
-            error: lost.as_ref().map(|l| l.kind),
-            http_status: lost.as_ref().and_then(|l| l.http_status),
+            error: lost.as_ref().map(|l| l.failure.kind),
+            http_status: lost.as_ref().and_then(|l| l.failure.http_status),
             attempt,
             delay_ms: u32::try_from(delay.as_millis()).unwrap_or(u32::MAX),
             dropped,
@@ -128,13 +128,11 @@ impl Connection {
         ctx.delivery.reconnecting(&self.socket, record);
     }
 
-    /// The retry timer fired: a fresh connection to the socket's own URL
-    /// (resolved again, a new key, the current headers).
     /// `attempts` consecutive attempts failed: one `error` that says so,
     /// with the last failure, then the socket's `close`.
     pub(super) fn give_up(&mut self, ctx: &mut Ctx<'_>, ending: &Ending, attempts: u32) {
         let (kind, why, status) = match self.lost.take() {
-            Some(l) => (l.kind, l.message, l.http_status),
+            Some(l) => (l.failure.kind, l.failure.message, l.failure.http_status),
             None => (AsyncErrorKind::Io, closed_by(ending), None),
         };
         let message = format!("gave up after {attempts} attempts: {why}");
@@ -142,6 +140,8 @@ impl Connection {
         end_socket(&self.socket, ctx.delivery, Ending::abnormal());
     }
 
+    /// The retry timer fired: a fresh connection to the socket's own URL
+    /// (resolved again, a new key, the current headers).
     pub(super) fn retry(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now();
         self.deadlines = Deadlines::connecting_until(now + self.socket.options.connect_timeout);
