@@ -5,6 +5,7 @@ reconnect=True)``, against a Python ``websockets`` server that restarts
 (closes with 1012) its first connections."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -17,6 +18,17 @@ from wsembed import errors, websocket
 FAST = dict(reconnect=True, reconnect_delay=0.02, reconnect_max_delay=0.2, reconnect_jitter=0)
 
 
+def dispatch_until(d, predicate, timeout=30.0):
+    """Runs the dispatcher's callbacks on this thread until ``predicate()``
+    holds. With a dispatcher nothing is delivered before the test's
+    callbacks are bound: an open that came and went before the binds would
+    otherwise not be replayed (a late listener gets the current state)."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        d.dispatch(20)
+
+
 @pytest.fixture
 def server():
     s = PythonServer()
@@ -25,11 +37,11 @@ def server():
 
 
 def test_reconnecting_event_then_open_again_on_the_same_socket(server):
-    ws = websocket.WebSocket(server.url("/restart/2"), **FAST)
+    d = websocket.Dispatcher()
+    ws = websocket.WebSocket(server.url("/restart/2"), dispatcher=d, **FAST)
     rec = Recorder(ws)
     ws.bind("reconnecting", rec)
-    rec.wait_type("open", 3)
-    rec.wait_type("message", 3)
+    dispatch_until(d, lambda: len(rec.of("open")) >= 3 and len(rec.of("message")) >= 3)
     reconnecting = rec.of("reconnecting")
     assert [e.attempt for e in reconnecting] == [1, 2]
     assert [e.delay for e in reconnecting] == [0.02, 0.04]
@@ -39,24 +51,27 @@ def test_reconnecting_event_then_open_again_on_the_same_socket(server):
     assert rec.data()[:3] == ["connection 1", "connection 2", "connection 3"]
     assert ws.readyState == websocket.OPEN
     ws.send("still here")
-    rec.wait(lambda r: "still here" in r.data())
+    dispatch_until(d, lambda: "still here" in rec.data())
     assert repr(reconnecting[0]).startswith("<Event reconnecting attempt=1 delay=0.020 code=1012")
     ws.close()
-    rec.wait_closed()
+    dispatch_until(d, lambda: rec.of("close"))
     assert rec.types()[-1] == "close" and len(rec.of("close")) == 1
     ws.free()
+    d.close()
 
 
 def test_closing_in_reconnecting_stops_it_and_reconnect_needs_the_option(server):
-    ws = websocket.WebSocket(server.url("/restart/5"), **FAST)
+    d = websocket.Dispatcher()
+    ws = websocket.WebSocket(server.url("/restart/5"), dispatcher=d, **FAST)
     rec = Recorder(ws)
     ws.bind("reconnecting", lambda evt: evt.target.close())
-    rec.wait_closed()
+    dispatch_until(d, lambda: rec.of("close"))
     assert rec.types() == ["open", "message", "close"]
     assert rec.of("close")[0].code == 1006
     with pytest.raises(errors.InvalidStateError):
         ws.reconnect()
     ws.free()
+    d.close()
     plain = websocket.WebSocket(server.url())
     with pytest.raises(errors.InvalidStateError, match="reconnection is off"):
         plain.reconnect()

@@ -53,6 +53,8 @@ class Inbox:
         # consumer took (connections it read to their end).
         self.opens = 0
         self.lost_taken = 0
+        # The current connection showed itself (open or a message).
+        self.seen = False
         # (error_code, message, HTTP status) of the `error` event, if any.
         self.error = None
         # (code, reason, was_clean) of the `close` event, once it came.
@@ -97,13 +99,17 @@ class Inbox:
     def record_open(self):
         self.opened = True
         self.opens += 1
+        self.seen = True
 
     def record_reconnecting(self, closed, error):
-        # Only an open connection has messages to end; attempts that
-        # failed before opening leave no mark.
-        if self.opened:
+        # Only a connection the consumer saw something of (its open, or
+        # messages: an open missed by binding late is not replayed once
+        # the connection is gone) has an end to mark; attempts that failed
+        # before opening leave none.
+        if self.seen:
             self.messages.append(Lost(closed, error))
         self.opened = False
+        self.seen = False
 
     def take_message(self):
         """The next message; raises ``ConnectionClosed`` where a
@@ -124,6 +130,7 @@ class Inbox:
 
     def record_message(self, data):
         self.messages.append(data)
+        self.seen = True
 
     def record_error(self, error_code, message, http_status=0):
         self.error = (error_code, message, http_status)
