@@ -580,6 +580,14 @@ int ws_options_set_insecure_skip_verify(struct ws_options *options, bool skip);
  * - `http://[user:pass@]host[:port]` (port 80 by default): HTTP CONNECT,
  *   also for `ws://`; the credentials go as Basic auth. The proxy
  *   resolves the server's name.
+ * - `https://[user:pass@]host[:port]` (port 443 by default): the same
+ *   CONNECT exchange inside TLS to the proxy, so the credentials and the
+ *   server's name are not seen on the network. The proxy's certificate
+ *   is checked against the socket's trust settings
+ *   (`ws_options_set_ca_file`, `ws_options_set_insecure_skip_verify` apply to both
+ *   hops) and must be valid for the proxy's host. For a `wss://` server
+ *   that is TLS inside TLS: the server's certificate is checked for the
+ *   server's name.
  * - `socks5://[user:pass@]host[:port]` (port 1080 by default): SOCKS5,
  *   with the server's name resolved here and its address sent to the
  *   proxy.
@@ -595,11 +603,11 @@ int ws_options_set_insecure_skip_verify(struct ws_options *options, bool skip);
  * Credentials are percent-decoded and never appear in any message. A
  * proxy that refuses gives an `error` event `WS_ERR_PROXY` naming what it
  * said; one that cannot be reached, `WS_ERR_DNS` or `WS_ERR_CONNECT`
+ * naming the proxy; a TLS failure with an `https://` proxy, `WS_ERR_TLS`
  * naming the proxy. TLS to a `wss://` server runs inside the tunnel and
  * checks the server's name, not the proxy's. `WS_ERR_INVALID_ARGUMENT`
- * for another scheme or a bad URL, `WS_ERR_UNSUPPORTED` for `https://`
- * (TLS to the proxy itself is not implemented yet). The string is
- * copied.
+ * for another scheme or a bad URL; `WS_ERR_UNSUPPORTED` for `https://`
+ * in a build without TLS. The string is copied.
  */
 int ws_options_set_proxy(struct ws_options *options, const char *proxy_url);
 

@@ -17,9 +17,12 @@ pub(crate) struct Route {
     pub proxy: Option<Proxy>,
     #[cfg(feature = "tls")]
     pub tls: Option<crate::tls::ClientTls>,
+    /// TLS to an `https://` proxy, for the proxy's name.
+    #[cfg(feature = "tls")]
+    pub proxy_tls: Option<crate::tls::ClientTls>,
     /// The trust settings, built at open for a socket that may be
-    /// redirected to a `wss://` URL: a redirect must not read certificate
-    /// files on the IO thread.
+    /// redirected to a `wss://` URL or sent through an `https://` proxy: a
+    /// redirect must not read certificate files on the IO thread.
     #[cfg(feature = "tls")]
     tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
@@ -28,34 +31,33 @@ impl Route {
     pub fn new(target: &Target, options: &Options) -> Result<Route> {
         let proxy = Proxy::for_target(target, options, &process_env)?;
         #[cfg(feature = "tls")]
-        let tls_config = if target.secure || options.max_redirects > 0 {
-            Some(crate::tls::client_config(&options.tls)?)
-        } else {
-            None
-        };
-        if !target.secure {
-            return Ok(Route {
+        {
+            let secure_proxy = proxy.as_ref().is_some_and(|p| p.secure);
+            let tls_config = if target.secure || secure_proxy || options.max_redirects > 0 {
+                Some(crate::tls::client_config(&options.tls)?)
+            } else {
+                None
+            };
+            let tls = match (&tls_config, target.secure) {
+                (Some(config), true) => Some(crate::tls::client_tls(config.clone(), &target.host)?),
+                _ => None,
+            };
+            let proxy_tls = proxy_tls(proxy.as_ref(), tls_config.as_ref())?;
+            Ok(Route {
                 proxy,
-                #[cfg(feature = "tls")]
-                tls: None,
-                #[cfg(feature = "tls")]
+                tls,
+                proxy_tls,
                 tls_config,
-            });
+            })
         }
-        #[cfg(feature = "tls")]
-        return Ok(Route {
-            proxy,
-            tls: Some(crate::tls::client_tls(
-                tls_config.clone().expect("built for a secure target"),
-                &target.host,
-            )?),
-            tls_config,
-        });
         #[cfg(not(feature = "tls"))]
-        return Err(crate::status::Error::new(
-            crate::status::ErrorKind::Unsupported,
-            "wss:// needs TLS, which this build of wsembed lacks",
-        ));
+        match target.secure {
+            false => Ok(Route { proxy }),
+            true => Err(crate::status::Error::new(
+                crate::status::ErrorKind::Unsupported,
+                "wss:// needs TLS, which this build of wsembed lacks",
+            )),
+        }
     }
 
     /// The route to the target of a redirect: the same proxy and trust
@@ -94,6 +96,13 @@ impl Route {
     pub fn reselected(&self, target: &Target, options: &Options) -> Route {
         let mut route = self.clone();
         if let Ok(proxy) = Proxy::for_target(target, options, &process_env) {
+            #[cfg(feature = "tls")]
+            match proxy_tls(proxy.as_ref(), self.tls_config.as_ref()) {
+                Ok(proxy_tls) => route.proxy_tls = proxy_tls,
+                // An `https://` proxy for a socket whose trust settings
+                // were not prepared at open.
+                Err(_) => return route,
+            }
             route.proxy = proxy;
         }
         route
@@ -106,5 +115,23 @@ impl Route {
             Some(p) => (&p.host, p.ip, p.port),
             None => (&target.host, target.ip, target.port),
         }
+    }
+}
+
+/// TLS for an `https://` proxy, with the prepared trust settings.
+#[cfg(feature = "tls")]
+fn proxy_tls(
+    proxy: Option<&Proxy>,
+    config: Option<&std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<Option<crate::tls::ClientTls>> {
+    match (proxy, config) {
+        (Some(p), Some(config)) if p.secure => {
+            crate::tls::client_tls(config.clone(), &p.host).map(Some)
+        }
+        (Some(p), None) if p.secure => Err(crate::status::Error::new(
+            crate::status::ErrorKind::Unsupported,
+            "no TLS settings were prepared for an https:// proxy",
+        )),
+        _ => Ok(None),
     }
 }

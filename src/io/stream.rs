@@ -19,6 +19,122 @@ use crate::framing::{Agreement, FrameTally};
 use crate::options::Options;
 use crate::route::Route;
 
+/// Bytes of a connection read before the stream over it was built (those
+/// after a proxy's answer), handed out before anything else.
+struct Early {
+    bytes: Vec<u8>,
+    taken: usize,
+}
+
+impl Early {
+    fn new(bytes: Vec<u8>) -> Early {
+        Early { bytes, taken: 0 }
+    }
+
+    /// Fills `buf` from what is left; None once all was taken.
+    fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let rest = &self.bytes[self.taken..];
+        if rest.is_empty() {
+            return None;
+        }
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.taken += n;
+        if self.taken == self.bytes.len() {
+            *self = Early::new(Vec::new());
+        }
+        Some(n)
+    }
+}
+
+/// The connection to the first hop, as the proxy exchange runs over it:
+/// TCP, or TLS to an `https://` proxy (its handshake runs lazily inside
+/// the first reads and writes).
+pub enum Link {
+    Tcp(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Link {
+    /// `tls`: the proxy's, for an `https://` proxy.
+    #[cfg(feature = "tls")]
+    pub fn new(tcp: TcpStream, tls: Option<&crate::tls::ClientTls>) -> io::Result<Link> {
+        let Some(tls) = tls else {
+            return Ok(Link::Tcp(tcp));
+        };
+        let conn = rustls::ClientConnection::new(tls.config.clone(), tls.name.clone())
+            .map_err(io::Error::other)?;
+        Ok(Link::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))))
+    }
+
+    pub fn tcp_mut(&mut self) -> &mut TcpStream {
+        match self {
+            Link::Tcp(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            Link::Tls(tls) => &mut tls.sock,
+        }
+    }
+}
+
+impl Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Link::Tcp(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Link::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Link {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Link::Tcp(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Link::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Link::Tcp(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Link::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// The tunnel through an `https://` proxy, as the WebSocket (or the
+/// server's own TLS) runs over it: TLS to the proxy, with the bytes read
+/// past the proxy's answer first.
+#[cfg(feature = "tls")]
+pub struct ProxyTls {
+    tls: rustls::StreamOwned<rustls::ClientConnection, Tcp>,
+    early: Early,
+}
+
+#[cfg(feature = "tls")]
+impl Read for ProxyTls {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.early.read(buf) {
+            Some(n) => Ok(n),
+            None => self.tls.read(buf),
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Write for ProxyTls {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tls.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tls.flush()
+    }
+}
+
 /// A TCP stream that skips the read that could only say "would block".
 ///
 /// A read that returns fewer bytes than asked for emptied the kernel's
@@ -30,10 +146,8 @@ use crate::route::Route;
 /// closed (or in error) every read goes to the kernel again.
 pub struct Tcp {
     inner: TcpStream,
-    /// Bytes of this connection read before it was wrapped (past a proxy's
-    /// answer), read before the kernel's.
-    early: Vec<u8>,
-    early_read: usize,
+    /// Read past a proxy's answer, before the kernel's bytes.
+    early: Early,
     /// The last read was short and no readiness event came since.
     drained: bool,
     /// The peer may have shut its side: read until the kernel says so.
@@ -44,8 +158,7 @@ impl Tcp {
     fn new(inner: TcpStream, early: Vec<u8>) -> Tcp {
         Tcp {
             inner,
-            early,
-            early_read: 0,
+            early: Early::new(early),
             drained: false,
             read_closed: false,
         }
@@ -81,15 +194,7 @@ impl Tcp {
 
 impl Read for Tcp {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.early_read < self.early.len() {
-            let early = &self.early[self.early_read..];
-            let n = early.len().min(buf.len());
-            buf[..n].copy_from_slice(&early[..n]);
-            self.early_read += n;
-            if self.early_read == self.early.len() {
-                self.early = Vec::new();
-                self.early_read = 0;
-            }
+        if let Some(n) = self.early.read(buf) {
             return Ok(n);
         }
         if self.drained {
@@ -115,6 +220,12 @@ enum Transport {
     Plain(Tcp),
     #[cfg(feature = "tls")]
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Tcp>>),
+    /// `ws://` through an `https://` proxy.
+    #[cfg(feature = "tls")]
+    Proxied(Box<ProxyTls>),
+    /// `wss://` through an `https://` proxy: TLS inside TLS.
+    #[cfg(feature = "tls")]
+    ProxiedTls(Box<rustls::StreamOwned<rustls::ClientConnection, ProxyTls>>),
 }
 
 impl Read for Transport {
@@ -123,6 +234,10 @@ impl Read for Transport {
             Transport::Plain(s) => s.read(buf),
             #[cfg(feature = "tls")]
             Transport::Tls(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Transport::Proxied(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Transport::ProxiedTls(s) => s.read(buf),
         }
     }
 }
@@ -133,6 +248,10 @@ impl Write for Transport {
             Transport::Plain(s) => s.write(buf),
             #[cfg(feature = "tls")]
             Transport::Tls(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Transport::Proxied(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Transport::ProxiedTls(s) => s.write(buf),
         }
     }
 
@@ -141,6 +260,11 @@ impl Write for Transport {
             Transport::Plain(s) => s.flush(),
             #[cfg(feature = "tls")]
             Transport::Tls(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Transport::Proxied(s) => s.flush(),
+            // rustls flushes the stream under it too: the proxy's TLS.
+            #[cfg(feature = "tls")]
+            Transport::ProxiedTls(s) => s.flush(),
         }
     }
 }
@@ -217,18 +341,19 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Wraps a connected TCP stream as the route says; `early` are bytes of
-    /// the connection already read (past a proxy's answer). The TLS
-    /// handshake itself runs lazily inside the first reads and writes. The
-    /// answer to the opening handshake goes to `answer` as it comes.
+    /// Wraps a connection to the server (or a tunnel to it) as the route
+    /// says; `early` are bytes of the connection already read (past a
+    /// proxy's answer). The TLS handshake itself runs lazily inside the
+    /// first reads and writes. The answer to the opening handshake goes to
+    /// `answer` as it comes.
     pub fn new(
-        tcp: TcpStream,
+        link: Link,
         route: &Route,
         early: Vec<u8>,
         options: &Options,
         answer: AnswerSlot,
     ) -> io::Result<Stream> {
-        let transport = Stream::transport_for(Tcp::new(tcp, early), route)?;
+        let transport = Stream::transport_for(link, early, route)?;
         let _ = options;
         Ok(Stream {
             transport,
@@ -257,17 +382,39 @@ impl Stream {
         let _ = deflate;
     }
 
-    fn transport_for(tcp: Tcp, route: &Route) -> io::Result<Transport> {
+    fn transport_for(link: Link, early: Vec<u8>, route: &Route) -> io::Result<Transport> {
         #[cfg(feature = "tls")]
-        if let Some(tls) = &route.tls {
-            let conn = rustls::ClientConnection::new(tls.config.clone(), tls.name.clone())
-                .map_err(io::Error::other)?;
-            return Ok(Transport::Tls(Box::new(rustls::StreamOwned::new(
-                conn, tcp,
-            ))));
+        let server_tls = |tls: &crate::tls::ClientTls| {
+            rustls::ClientConnection::new(tls.config.clone(), tls.name.clone())
+                .map_err(io::Error::other)
+        };
+        match link {
+            Link::Tcp(tcp) => {
+                let tcp = Tcp::new(tcp, early);
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &route.tls {
+                    let stream = rustls::StreamOwned::new(server_tls(tls)?, tcp);
+                    return Ok(Transport::Tls(Box::new(stream)));
+                }
+                let _ = route;
+                Ok(Transport::Plain(tcp))
+            }
+            #[cfg(feature = "tls")]
+            Link::Tls(proxy) => {
+                let proxy = *proxy;
+                let tunnel = ProxyTls {
+                    tls: rustls::StreamOwned::new(proxy.conn, Tcp::new(proxy.sock, Vec::new())),
+                    early: Early::new(early),
+                };
+                Ok(match &route.tls {
+                    Some(tls) => Transport::ProxiedTls(Box::new(rustls::StreamOwned::new(
+                        server_tls(tls)?,
+                        tunnel,
+                    ))),
+                    None => Transport::Proxied(Box::new(tunnel)),
+                })
+            }
         }
-        let _ = route;
-        Ok(Transport::Plain(tcp))
     }
 
     fn tcp_ref(&self) -> &Tcp {
@@ -275,6 +422,10 @@ impl Stream {
             Transport::Plain(s) => s,
             #[cfg(feature = "tls")]
             Transport::Tls(s) => &s.sock,
+            #[cfg(feature = "tls")]
+            Transport::Proxied(s) => &s.tls.sock,
+            #[cfg(feature = "tls")]
+            Transport::ProxiedTls(s) => &s.sock.tls.sock,
         }
     }
 
@@ -283,6 +434,10 @@ impl Stream {
             Transport::Plain(s) => s,
             #[cfg(feature = "tls")]
             Transport::Tls(s) => &mut s.sock,
+            #[cfg(feature = "tls")]
+            Transport::Proxied(s) => &mut s.tls.sock,
+            #[cfg(feature = "tls")]
+            Transport::ProxiedTls(s) => &mut s.sock.tls.sock,
         }
     }
 
@@ -312,6 +467,10 @@ impl Stream {
             Transport::Plain(_) => false,
             #[cfg(feature = "tls")]
             Transport::Tls(s) => s.conn.wants_write(),
+            #[cfg(feature = "tls")]
+            Transport::Proxied(s) => s.tls.conn.wants_write(),
+            #[cfg(feature = "tls")]
+            Transport::ProxiedTls(s) => s.conn.wants_write() || s.sock.tls.conn.wants_write(),
         }
     }
 
@@ -325,7 +484,7 @@ impl Stream {
             Transport::Plain(tcp) => tcp.drained,
             // rustls may hold decrypted bytes the kernel no longer has.
             #[cfg(feature = "tls")]
-            Transport::Tls(_) => return false,
+            Transport::Tls(_) | Transport::Proxied(_) | Transport::ProxiedTls(_) => return false,
         };
         if self.tally_doubted || self.gate.is_some() {
             return false;
@@ -387,6 +546,10 @@ impl Write for Stream {
             Transport::Plain(tcp) => self.out.send_vectored(|s| tcp.send_vectored(s))?,
             #[cfg(feature = "tls")]
             Transport::Tls(tls) => self.out.send(tls)?,
+            #[cfg(feature = "tls")]
+            Transport::Proxied(tls) => self.out.send(tls)?,
+            #[cfg(feature = "tls")]
+            Transport::ProxiedTls(tls) => self.out.send(tls)?,
         }
         self.transport.flush()
     }

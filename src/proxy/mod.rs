@@ -99,6 +99,8 @@ pub enum ProxyKind {
 #[derive(Clone)]
 pub struct Proxy {
     pub kind: ProxyKind,
+    /// `https://`: TLS to the proxy, the CONNECT exchange inside it.
+    pub secure: bool,
     pub host: String,
     pub port: u16,
     pub ip: Option<std::net::IpAddr>,
@@ -113,6 +115,7 @@ impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proxy")
             .field("kind", &self.kind)
+            .field("secure", &self.secure)
             .field("host", &self.host)
             .field("port", &self.port)
             .field(
@@ -128,10 +131,10 @@ fn invalid(message: String) -> Error {
 }
 
 impl Proxy {
-    /// Parses `http://`, `socks5://` or `socks5h://[user:pass@]host[:port]`
-    /// (ports 80 and 1080 by default). A value without a scheme, as the
-    /// environment's often are, is `http://`. Messages never repeat the
-    /// URL: it may hold a password.
+    /// Parses `http://`, `https://`, `socks5://` or
+    /// `socks5h://[user:pass@]host[:port]` (ports 80, 443 and 1080 by
+    /// default). A value without a scheme, as the environment's often are,
+    /// is `http://`. Messages never repeat the URL: it may hold a password.
     pub fn parse(input: &str) -> Result<Proxy> {
         let owned;
         let input = if input.contains("://") {
@@ -141,19 +144,20 @@ impl Proxy {
             &owned
         };
         let url = Url::parse(input).map_err(|e| invalid(format!("bad proxy URL: {e}")))?;
-        let (kind, default_port) = match url.scheme() {
-            "http" => (ProxyKind::Http, 80),
-            "socks5" => (ProxyKind::Socks5 { remote_dns: false }, 1080),
-            "socks5h" => (ProxyKind::Socks5 { remote_dns: true }, 1080),
+        let (kind, default_port, secure) = match url.scheme() {
+            "http" => (ProxyKind::Http, 80, false),
+            "https" if cfg!(feature = "tls") => (ProxyKind::Http, 443, true),
             "https" => {
                 return Err(Error::new(
                     ErrorKind::Unsupported,
-                    "https:// proxies (TLS to the proxy) are not supported yet: use http://, socks5:// or socks5h://",
+                    "https:// proxies need TLS, which this build of wsembed lacks",
                 ))
             }
+            "socks5" => (ProxyKind::Socks5 { remote_dns: false }, 1080, false),
+            "socks5h" => (ProxyKind::Socks5 { remote_dns: true }, 1080, false),
             other => {
                 return Err(invalid(format!(
-                    "proxy scheme {other:?}: expected http://, socks5:// or socks5h://"
+                    "proxy scheme {other:?}: expected http://, https://, socks5:// or socks5h://"
                 )))
             }
         };
@@ -189,6 +193,7 @@ impl Proxy {
         }
         Ok(Proxy {
             kind,
+            secure,
             host,
             port,
             ip,
@@ -285,8 +290,13 @@ mod tests {
             plain.request("[2001:db8::1]:443"),
             b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n\r\n"
         );
-        let https = Proxy::parse("https://127.0.0.1:3128").unwrap_err();
-        assert_eq!(https.kind, ErrorKind::Unsupported);
+        let https = Proxy::parse("https://u:p@proxy.example").unwrap();
+        assert_eq!(
+            (https.kind, https.secure, https.port),
+            (ProxyKind::Http, true, 443)
+        );
+        assert_eq!(https.authorization.as_deref(), Some("Basic dTpw"));
+        assert!(!Proxy::parse("http://proxy.example").unwrap().secure);
         assert!(Proxy::parse("ftp://127.0.0.1:21").is_err());
         assert!(Proxy::parse("http://").is_err());
     }

@@ -102,5 +102,5 @@ def test_a_proxy_that_is_not_there_and_bad_proxy_urls():
     ws.free()
     with pytest.raises(ValueError):
         websocket.WebSocket("ws://127.0.0.1:9/", proxy="ftp://127.0.0.1:21")
-    with pytest.raises(NotImplementedError):
-        websocket.WebSocket("ws://127.0.0.1:9/", proxy="https://127.0.0.1:3128")
+    with pytest.raises(ValueError):
+        websocket.WebSocket("ws://127.0.0.1:9/", proxy="gopher://127.0.0.1:70")

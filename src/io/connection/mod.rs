@@ -28,7 +28,7 @@ use super::failure::{self, Failure};
 use super::handshake;
 use super::resolver::Resolver;
 use super::staging::StagingGuard;
-use super::stream::{AnswerSlot, Stream};
+use super::stream::{AnswerSlot, Link, Stream};
 use crate::deliver::Delivery;
 use crate::event::{lossy_cstring, CloseRecord};
 use crate::proxy::tunnel::Progress;
@@ -65,9 +65,9 @@ enum Phase {
         addr: SocketAddr,
         rest: VecDeque<SocketAddr>,
     },
-    /// Asking an HTTP proxy for a tunnel.
+    /// Asking a proxy for a tunnel (over TLS to an `https://` one).
     Tunneling {
-        stream: TcpStream,
+        link: Link,
         tunnel: Exchange,
     },
     Handshaking(MidHandshake<ClientHandshake<Stream>>),
@@ -314,18 +314,29 @@ impl Connection {
         }
         // Small messages go out at once; batching is done above the socket.
         let _ = stream.set_nodelay(true);
-        match &self.route.proxy {
-            Some(proxy) => match Exchange::new(proxy, &self.target, self.target_addr) {
-                Ok(tunnel) => {
-                    self.phase = Phase::Tunneling { stream, tunnel };
-                    self.on_tunnel_ready(ctx);
-                }
-                Err(message) => {
-                    let _ = ctx.registry.deregister(&mut stream);
-                    self.fail(ctx, Failure::new(AsyncErrorKind::Proxy, message));
-                }
-            },
-            None => self.start_handshake(ctx, stream, Vec::new()),
+        let Some(proxy) = &self.route.proxy else {
+            return self.start_handshake(ctx, Link::Tcp(stream), Vec::new());
+        };
+        let tunnel = match Exchange::new(proxy, &self.target, self.target_addr) {
+            Ok(tunnel) => tunnel,
+            Err(message) => {
+                let _ = ctx.registry.deregister(&mut stream);
+                return self.fail(ctx, Failure::new(AsyncErrorKind::Proxy, message));
+            }
+        };
+        #[cfg(feature = "tls")]
+        let link = Link::new(stream, self.route.proxy_tls.as_ref());
+        #[cfg(not(feature = "tls"))]
+        let link = io::Result::Ok(Link::Tcp(stream));
+        match link {
+            Ok(link) => {
+                self.phase = Phase::Tunneling { link, tunnel };
+                self.on_tunnel_ready(ctx);
+            }
+            Err(e) => {
+                let message = format!("TLS setup for the proxy failed: {e}");
+                self.fail(ctx, Failure::new(AsyncErrorKind::Tls, message));
+            }
         }
     }
 
@@ -333,18 +344,23 @@ impl Connection {
     /// TLS and the WebSocket handshake start inside it, with the bytes that
     /// came after the proxy's answer.
     fn on_tunnel_ready(&mut self, ctx: &mut Ctx<'_>) {
-        let Phase::Tunneling { stream, tunnel } = &mut self.phase else {
+        let Phase::Tunneling { link, tunnel } = &mut self.phase else {
             return;
         };
-        match exchange(stream, tunnel) {
+        let proxy = self
+            .route
+            .proxy
+            .as_ref()
+            .expect("tunneling through a proxy");
+        match exchange(link, tunnel, proxy) {
             Ok(None) => {}
             Ok(Some(leftover)) => {
-                let Phase::Tunneling { stream, .. } =
+                let Phase::Tunneling { link, .. } =
                     std::mem::replace(&mut self.phase, Phase::Resolving)
                 else {
                     unreachable!("matched above");
                 };
-                self.start_handshake(ctx, stream, leftover);
+                self.start_handshake(ctx, link, leftover);
             }
             Err(failure) => self.fail(ctx, failure),
         }
@@ -353,10 +369,10 @@ impl Connection {
     /// Wraps the connected stream (TLS for wss://) and starts the opening
     /// handshake; both advance with readiness from here on. `first_bytes`
     /// were read from the connection already and come before the socket's.
-    fn start_handshake(&mut self, ctx: &mut Ctx<'_>, tcp: TcpStream, first_bytes: Vec<u8>) {
+    fn start_handshake(&mut self, ctx: &mut Ctx<'_>, link: Link, first_bytes: Vec<u8>) {
         self.answer = AnswerSlot::default();
         let stream = match Stream::new(
-            tcp,
+            link,
             &self.route,
             first_bytes,
             &self.socket.options,
@@ -440,12 +456,17 @@ impl Connection {
                 "refused a redirect from wss:// to ws:// ({location}): it would drop encryption"
             )));
         }
-        let route = self.route.redirected(&next).map_err(|e| {
-            refuse(format!(
-                "cannot follow the redirect to {location}: {}",
-                e.message
-            ))
-        })?;
+        // The new host may be one the proxy settings exempt, or not.
+        let route = self
+            .route
+            .redirected(&next)
+            .map_err(|e| {
+                refuse(format!(
+                    "cannot follow the redirect to {location}: {}",
+                    e.message
+                ))
+            })?
+            .reselected(&next, &self.socket.options);
         if !next.host.eq_ignore_ascii_case(&self.target.host) {
             self.credentials_dropped = true;
         }
@@ -829,8 +850,11 @@ impl Connection {
     /// Ends the connection and the socket with it.
     fn finish(&mut self, ctx: &mut Ctx<'_>, ending: Ending) {
         match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Connecting { mut stream, .. } | Phase::Tunneling { mut stream, .. } => {
+            Phase::Connecting { mut stream, .. } => {
                 let _ = ctx.registry.deregister(&mut stream);
+            }
+            Phase::Tunneling { mut link, .. } => {
+                let _ = ctx.registry.deregister(link.tcp_mut());
             }
             Phase::Handshaking(mut mid) => {
                 let _ = ctx.registry.deregister(mid.get_mut().get_mut().tcp_mut());
@@ -922,8 +946,24 @@ impl Connection {
 /// Moves the proxy exchange's bytes, writing whenever it has something to
 /// say and reading otherwise, until the socket would block (Ok None) or the
 /// tunnel is up (Ok with the bytes read past the proxy's last answer).
-fn exchange(stream: &mut TcpStream, tunnel: &mut Exchange) -> Result<Option<Vec<u8>>, Failure> {
-    let broken = |e: io::Error| Failure::new(AsyncErrorKind::Connect, format!("proxy: {e}"));
+fn exchange(
+    stream: &mut Link,
+    tunnel: &mut Exchange,
+    proxy: &crate::proxy::Proxy,
+) -> Result<Option<Vec<u8>>, Failure> {
+    let broken = |e: io::Error| {
+        let at = format!("{}:{}", proxy.host, proxy.port);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = crate::tls::describe_failure(&e, &proxy.host) {
+            let tls = tls.replace("the server's certificate", "the proxy's certificate");
+            let failure = Failure::new(AsyncErrorKind::Tls, format!("proxy {at}: {tls}"));
+            return match crate::tls::is_certificate_failure(&e) {
+                true => failure,
+                false => failure.transient(),
+            };
+        }
+        Failure::new(AsyncErrorKind::Connect, format!("proxy {at}: {e}")).transient()
+    };
     loop {
         while !tunnel.to_write().is_empty() {
             match stream.write(tunnel.to_write()) {
