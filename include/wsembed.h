@@ -509,6 +509,22 @@ int ws_options_add_header(struct ws_options *options, const char *name, const ch
 int ws_options_set_connect_timeout_ms(struct ws_options *options, uint32_t ms);
 
 /**
+ * How long one address of the server (or proxy) gets to connect before
+ * the next is tried alongside it (default 250 ms, RFC 8305 "Happy
+ * Eyeballs"); 0 tries one address at a time, the next only after a
+ * failure. Values from 1 to 9 count as 10.
+ *
+ * A host name with IPv6 and IPv4 addresses has them tried alternately,
+ * IPv6 first: an attempt starts when the previous one failed or this
+ * delay after it started, whichever comes first. The first connection
+ * wins and the others are closed, so an address that never answers (a
+ * broken IPv6 route, `localhost` as `::1` behind a firewall) costs this
+ * delay rather than the whole connect timeout, which still bounds
+ * everything.
+ */
+int ws_options_set_happy_eyeballs_delay_ms(struct ws_options *options, uint32_t ms);
+
+/**
  * Time the peer has to answer a close frame and hang up (default 5000 ms).
  * Past it the connection is cut: `close` event with `was_clean` false when
  * the peer never answered. 0 is `WS_ERR_INVALID_ARGUMENT`.

@@ -49,5 +49,14 @@ mod socket;
 mod status;
 mod sync;
 pub mod target;
+/// Hooks for wsembed's own tests; not part of any supported interface.
+#[doc(hidden)]
+pub mod testing {
+    /// Makes `name` resolve to `ips`, in that order, for every socket of the
+    /// process from now on (empty: the system's resolver again).
+    pub fn resolve_name_as(name: &str, ips: Vec<std::net::IpAddr>) {
+        crate::io::set_resolver_answer(name, ips)
+    }
+}
 #[cfg(feature = "tls")]
 mod tls;

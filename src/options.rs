@@ -13,6 +13,9 @@ pub struct Options {
     pub protocols: Vec<String>,
     pub headers: Vec<(String, String)>,
     pub connect_timeout: Duration,
+    /// How long an address gets before the next is tried alongside it
+    /// (RFC 8305's Connection Attempt Delay); zero: one at a time.
+    pub happy_eyeballs_delay: Duration,
     pub close_timeout: Duration,
     /// `None`: no keepalive pings.
     pub ping_interval: Option<Duration>,
@@ -97,6 +100,8 @@ impl TlsOptions {
 }
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(30_000);
+/// RFC 8305's recommended Connection Attempt Delay.
+pub const DEFAULT_HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_millis(5_000);
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 pub const DEFAULT_MAX_SEND_QUEUE: usize = 64 << 20;
@@ -107,6 +112,7 @@ impl Default for Options {
             protocols: Vec::new(),
             headers: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            happy_eyeballs_delay: DEFAULT_HAPPY_EYEBALLS_DELAY,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             ping_interval: None,
             pong_timeout: None,

@@ -1,4 +1,4 @@
-//! A connection's five timers, as plain values: the reactor's timer heap
+//! A connection's six timers, as plain values: the reactor's timer heap
 //! only ever needs the earliest, and each connection step says which to set
 //! or clear.
 
@@ -17,6 +17,8 @@ pub(super) enum Due {
     Ping,
     /// Time to try connecting again (automatic reconnection).
     Retry,
+    /// Time to start connecting to the next address (Happy Eyeballs).
+    Attempt,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,7 @@ pub(super) struct Deadlines {
     pub ping: Option<Instant>,
     pub pong: Option<Instant>,
     pub retry: Option<Instant>,
+    pub attempt: Option<Instant>,
 }
 
 impl Deadlines {
@@ -38,10 +41,17 @@ impl Deadlines {
 
     /// The earliest deadline, for the reactor's timer heap.
     pub fn next(&self) -> Option<Instant> {
-        [self.connect, self.close, self.ping, self.pong, self.retry]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.connect,
+            self.close,
+            self.ping,
+            self.pong,
+            self.retry,
+            self.attempt,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The first timer due at `now`, in check order: a failed connect or a
@@ -54,6 +64,7 @@ impl Deadlines {
             (self.pong, Due::Pong),
             (self.ping, Due::Ping),
             (self.retry, Due::Retry),
+            (self.attempt, Due::Attempt),
         ]
         .into_iter()
         .find_map(|(at, due)| is_due(at).then_some(due))
@@ -112,7 +123,7 @@ mod tests {
     }
 
     #[test]
-    fn due_checks_connect_then_close_then_pong_then_ping_then_retry() {
+    fn due_checks_connect_then_close_then_pong_then_ping_then_retry_then_attempt() {
         let t = Instant::now();
         let all = Deadlines {
             connect: Some(at(1, t)),
@@ -120,6 +131,7 @@ mod tests {
             ping: Some(at(1, t)),
             pong: Some(at(1, t)),
             retry: Some(at(1, t)),
+            attempt: Some(at(1, t)),
         };
         assert_eq!(all.due(t), None, "nothing is due early");
         let now = at(1, t);
@@ -133,11 +145,19 @@ mod tests {
                 Due::Pong => d.pong = None,
                 Due::Ping => d.ping = None,
                 Due::Retry => d.retry = None,
+                Due::Attempt => d.attempt = None,
             }
         }
         assert_eq!(
             order,
-            [Due::Connect, Due::Close, Due::Pong, Due::Ping, Due::Retry]
+            [
+                Due::Connect,
+                Due::Close,
+                Due::Pong,
+                Due::Ping,
+                Due::Retry,
+                Due::Attempt
+            ]
         );
     }
 

@@ -8,11 +8,13 @@
 mod closing;
 mod connection;
 mod deadlines;
+mod eyeballs;
 mod failure;
 mod handshake;
 mod out_queue;
 mod reactor;
 mod resolver;
+pub(crate) use resolver::set_answer as set_resolver_answer;
 mod staging;
 mod stream;
 mod timers;

@@ -2,9 +2,10 @@
 //! fixed pool does it and posts the answer back as a command. The pool does
 //! not grow with the number of sockets.
 
-use std::net::ToSocketAddrs;
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 
 use super::{Command, IoShared};
@@ -71,9 +72,33 @@ fn work(receiver: &Mutex<Receiver<Job>>, io: &IoShared) {
                 Err(_) => return,
             }
         };
-        let result = (job.host.as_str(), job.port)
-            .to_socket_addrs()
-            .map(|addrs| addrs.collect());
+        let result = match answer_set_for(&job.host, job.port) {
+            Some(addrs) => Ok(addrs),
+            None => (job.host.as_str(), job.port)
+                .to_socket_addrs()
+                .map(|addrs| addrs.collect()),
+        };
         io.send(Command::Resolved(job.handle, result));
     }
+}
+
+/// Answers that tests set for names, ahead of the system's resolver: they
+/// need a name with an address that never answers, which no hosts file
+/// gives them. Empty unless a test set one.
+static ANSWERS: OnceLock<Mutex<HashMap<String, Vec<std::net::IpAddr>>>> = OnceLock::new();
+
+fn answer_set_for(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+    let answers = crate::sync::lock(ANSWERS.get()?);
+    let ips = answers.get(&host.to_ascii_lowercase())?;
+    Some(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect())
+}
+
+/// Makes `name` resolve to `ips`, in that order, for every socket of the
+/// process from now on (empty: back to the system's resolver).
+pub(crate) fn set_answer(name: &str, ips: Vec<std::net::IpAddr>) {
+    let mut answers = crate::sync::lock(ANSWERS.get_or_init(Default::default));
+    match ips.is_empty() {
+        true => answers.remove(&name.to_ascii_lowercase()),
+        false => answers.insert(name.to_ascii_lowercase(), ips),
+    };
 }

@@ -8,7 +8,6 @@
 //! in `handshake` and the proxy exchange in `proxy::tunnel`: this file
 //! moves bytes and calls them.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +23,7 @@ use tungstenite::{Message, WebSocket};
 
 use super::closing::{self, Closing, Ending, OnError, OnFail, PeerClose};
 use super::deadlines::{Deadlines, Due};
+use super::eyeballs::Race;
 use super::failure::{self, Failure};
 use super::handshake;
 use super::resolver::Resolver;
@@ -60,10 +60,13 @@ impl Ctx<'_> {
 
 enum Phase {
     Resolving,
+    /// TCP connects under way, raced (Happy Eyeballs): the first to
+    /// connect wins.
     Connecting {
-        stream: TcpStream,
-        addr: SocketAddr,
-        rest: VecDeque<SocketAddr>,
+        attempts: Vec<(TcpStream, SocketAddr)>,
+        race: Race,
+        /// Why the latest failed attempt failed.
+        last_error: Option<String>,
     },
     /// Asking a proxy for a tunnel (over TLS to an `https://` one).
     Tunneling {
@@ -216,7 +219,7 @@ impl Connection {
         }
         let (host, ip, port) = self.route.first_hop(&self.target);
         match ip {
-            Some(ip) => self.connect(ctx, VecDeque::from([SocketAddr::new(ip, port)])),
+            Some(ip) => self.connect(ctx, vec![SocketAddr::new(ip, port)]),
             None => ctx.resolver.resolve(self.socket.handle, host, port),
         }
     }
@@ -241,7 +244,7 @@ impl Connection {
             false => self.route.first_hop(&self.target).0.to_owned(),
         };
         match result {
-            Ok(addrs) if !addrs.is_empty() => self.connect(ctx, addrs.into()),
+            Ok(addrs) if !addrs.is_empty() => self.connect(ctx, addrs),
             Ok(_) => self.fail(
                 ctx,
                 Failure::new(AsyncErrorKind::Dns, format!("{host:?} has no address")),
@@ -253,10 +256,30 @@ impl Connection {
         }
     }
 
-    /// Tries the addresses in turn until one accepts a non-blocking connect.
-    fn connect(&mut self, ctx: &mut Ctx<'_>, mut addrs: VecDeque<SocketAddr>) {
-        let mut last_error = None;
-        while let Some(addr) = addrs.pop_front() {
+    /// Starts connecting to the host's addresses, raced as RFC 8305 says.
+    fn connect(&mut self, ctx: &mut Ctx<'_>, addrs: Vec<SocketAddr>) {
+        let race = Race::new(addrs, self.socket.options.happy_eyeballs_delay);
+        self.phase = Phase::Connecting {
+            attempts: Vec::with_capacity(1),
+            race,
+            last_error: None,
+        };
+        self.start_attempts(ctx);
+    }
+
+    /// Starts the next attempt, and the one after at once if it cannot
+    /// even begin; fails the connection when nothing is left to try.
+    fn start_attempts(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now();
+        let Phase::Connecting {
+            attempts,
+            race,
+            last_error,
+        } = &mut self.phase
+        else {
+            return;
+        };
+        while let Some(addr) = race.start(now) {
             let attempt = TcpStream::connect(addr).and_then(|mut stream| {
                 ctx.registry
                     .register(
@@ -268,50 +291,76 @@ impl Connection {
             });
             match attempt {
                 Ok(stream) => {
-                    self.phase = Phase::Connecting {
-                        stream,
-                        addr,
-                        rest: addrs,
-                    };
-                    return;
+                    attempts.push((stream, addr));
+                    break;
                 }
-                Err(e) => last_error = Some(format!("cannot connect to {addr}: {e}")),
+                Err(e) => {
+                    *last_error = Some(format!("cannot connect to {addr}: {e}"));
+                    race.failed();
+                }
             }
         }
-        let message = last_error.unwrap_or_else(|| "no address to connect to".into());
-        self.fail(ctx, Failure::new(AsyncErrorKind::Connect, message));
+        self.deadlines.attempt = race.deadline();
+        if attempts.is_empty() {
+            let message = last_error
+                .take()
+                .unwrap_or_else(|| "no address to connect to".into());
+            self.fail(ctx, Failure::new(AsyncErrorKind::Connect, message));
+        }
     }
 
-    /// Readiness while connecting: the connect finished one way or the other.
+    /// Readiness while connecting: some connect finished one way or the
+    /// other. The first to succeed wins and the others are closed.
     fn on_connecting_ready(&mut self, ctx: &mut Ctx<'_>) {
-        let Phase::Connecting { stream, addr, .. } = &mut self.phase else {
+        let Phase::Connecting {
+            attempts,
+            race,
+            last_error,
+        } = &mut self.phase
+        else {
             return;
         };
-        let error = match stream.take_error() {
-            Ok(Some(e)) | Err(e) => Some(e),
-            Ok(None) => match stream.peer_addr() {
-                Ok(_) => None,
-                // Not connected yet: a spurious wake-up.
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
-                Err(e) => Some(e),
-            },
-        };
-        let addr = *addr;
-        let Phase::Connecting {
-            mut stream, rest, ..
-        } = std::mem::replace(&mut self.phase, Phase::Resolving)
-        else {
-            unreachable!("matched above");
-        };
-        if let Some(e) = error {
-            let _ = ctx.registry.deregister(&mut stream);
-            drop(stream);
-            if rest.is_empty() {
-                let message = format!("cannot connect to {addr}: {e}");
-                return self.fail(ctx, Failure::new(AsyncErrorKind::Connect, message));
+        let mut winner = None;
+        let mut i = 0;
+        while i < attempts.len() {
+            let (stream, _) = &attempts[i];
+            let error = match stream.take_error() {
+                Ok(Some(e)) | Err(e) => Some(e),
+                Ok(None) => match stream.peer_addr() {
+                    Ok(_) => None,
+                    // Not connected yet (or a spurious wake-up).
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        i += 1;
+                        continue;
+                    }
+                    Err(e) => Some(e),
+                },
+            };
+            let (mut stream, addr) = attempts.swap_remove(i);
+            match error {
+                None => {
+                    winner = Some(stream);
+                    break;
+                }
+                Some(e) => {
+                    let _ = ctx.registry.deregister(&mut stream);
+                    *last_error = Some(format!("cannot connect to {addr}: {e}"));
+                    race.failed();
+                }
             }
-            return self.connect(ctx, rest);
         }
+        let Some(mut stream) = winner else {
+            if attempts.is_empty() || race.is_due(ctx.now()) {
+                return self.start_attempts(ctx);
+            }
+            self.deadlines.attempt = race.deadline();
+            return;
+        };
+        for (mut loser, _) in attempts.drain(..) {
+            let _ = ctx.registry.deregister(&mut loser);
+        }
+        self.deadlines.attempt = None;
+        self.phase = Phase::Resolving;
         // Small messages go out at once; batching is done above the socket.
         let _ = stream.set_nodelay(true);
         let Some(proxy) = &self.route.proxy else {
@@ -850,8 +899,10 @@ impl Connection {
     /// Ends the connection and the socket with it.
     fn finish(&mut self, ctx: &mut Ctx<'_>, ending: Ending) {
         match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Connecting { mut stream, .. } => {
-                let _ = ctx.registry.deregister(&mut stream);
+            Phase::Connecting { attempts, .. } => {
+                for (mut stream, _) in attempts {
+                    let _ = ctx.registry.deregister(&mut stream);
+                }
             }
             Phase::Tunneling { mut link, .. } => {
                 let _ = ctx.registry.deregister(link.tcp_mut());
@@ -921,6 +972,10 @@ impl Connection {
             }
             Some(Due::Ping) => self.send_ping(ctx),
             Some(Due::Retry) => self.retry(ctx),
+            Some(Due::Attempt) => {
+                self.deadlines.attempt = None;
+                self.start_attempts(ctx);
+            }
             None => {}
         }
     }
