@@ -15,6 +15,8 @@ use tungstenite::{Message, WebSocket};
 use wsembed::ffi::*;
 
 pub mod socks;
+#[cfg(feature = "tls")]
+pub mod tls_proxy;
 
 /// Generous: the suite must not flake on a loaded 2-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(30);
