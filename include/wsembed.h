@@ -275,6 +275,70 @@ typedef void (*ws_callback)(ws_handle socket, const struct ws_event *event, void
  */
 typedef void (*ws_userdata_free)(void *userdata);
 
+/**
+ * What a socket has moved, over every connection it made (with automatic
+ * reconnection, the totals run on across connections).
+ *
+ * Set `size` to `sizeof(ws_stats)` before calling `ws_get_stats`: later
+ * versions of wsembed only ever append fields, so a program built against
+ * an older header gets the fields it knows, and one built against a newer
+ * header learns from `size` (set by the call to the bytes filled) which
+ * fields this library filled.
+ */
+typedef struct ws_stats {
+  /**
+   * In: the size of the caller's struct. Out: the bytes filled.
+   */
+  uint32_t size;
+  /**
+   * Always 0 (it names the padding C compilers put here anyway).
+   */
+  uint32_t reserved;
+  /**
+   * Bytes on the wire, sent and received: frames, the opening handshake
+   * and TLS records included (proxy exchanges are not counted).
+   */
+  uint64_t bytes_sent;
+  uint64_t bytes_received;
+  /**
+   * Text and binary messages. A message counts as sent once wsembed
+   * handed it to the connection (not when `ws_send` queued it), and as
+   * received before its `message` callback runs.
+   */
+  uint64_t messages_sent;
+  uint64_t messages_received;
+  /**
+   * WebSocket frames of every kind, pings, pongs and close frames
+   * included. wsembed sends each message as one frame.
+   */
+  uint64_t frames_sent;
+  uint64_t frames_received;
+  /**
+   * The latest connection's time from the start of its attempt (name
+   * resolution) to open, in milliseconds; 0 before the first open.
+   */
+  uint32_t handshake_ms;
+  /**
+   * The round trip of the latest ping that was answered (`ws_ping`'s
+   * or a keepalive ping's), in microseconds; 0 before any.
+   */
+  uint32_t last_rtt_us;
+  /**
+   * Message payload bytes as the application sent and received them
+   * (before compression, after decompression).
+   */
+  uint64_t payload_bytes_sent;
+  uint64_t payload_bytes_received;
+  /**
+   * How many times the socket opened (more than 1 after reconnects).
+   */
+  uint32_t connections;
+  /**
+   * Pongs received, asked for or not.
+   */
+  uint32_t pongs_received;
+} ws_stats;
+
 
 
 /**
@@ -1076,6 +1140,38 @@ size_t ws_response_header(ws_handle socket, const char *name, char *buf, size_t 
  * thread.
  */
 size_t ws_response_body(ws_handle socket, void *buf, size_t cap);
+
+/**
+ * Fills `*out` with the socket's statistics, up to `out->size` bytes, and
+ * sets `out->size` to the bytes filled (at most `sizeof(ws_stats)`).
+ *
+ * The counters are kept by the IO thread as it works and published after
+ * each piece of work on the socket (the received-message counts before
+ * each `message` callback), so they are cheap to keep and may lag the
+ * wire by one such step; each field is exact on its own, and fields read
+ * together may come from two consecutive steps. They stay readable after
+ * the socket closed, until `ws_free`.
+ *
+ * `WS_ERR_INVALID_ARGUMENT` when `out` is NULL or `out->size` is under 4;
+ * `WS_ERR_INVALID_HANDLE` for a bad handle. Any thread, including from a
+ * callback; never blocks.
+ */
+int ws_get_stats(ws_handle socket, struct ws_stats *out);
+
+/**
+ * Sends a ping now, with `len` bytes at `data` as its payload (at most
+ * 125; `data` may be NULL when `len` is 0), ahead of messages still
+ * queued. The pong that answers it (same payload) sets `last_rtt_us` in
+ * `ws_get_stats`. Pings are also answered by the peer's WebSocket stack,
+ * not the application, so this measures the connection, not the server's
+ * load. Calling it again before the ping went out replaces it; calling it
+ * before the previous pong came measures from the latest ping.
+ *
+ * `WS_ERR_INVALID_STATE` unless the socket is OPEN;
+ * `WS_ERR_INVALID_ARGUMENT` for more than 125 bytes or NULL with a
+ * length. The bytes are copied. Any thread, including from a callback.
+ */
+int ws_ping(ws_handle socket, const void *data, size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

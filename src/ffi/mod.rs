@@ -15,6 +15,7 @@ mod library;
 mod options;
 mod panic;
 mod socket;
+mod stats;
 
 pub use dispatcher::*;
 pub use error::*;
@@ -22,6 +23,7 @@ pub use event::*;
 pub use library::*;
 pub use options::*;
 pub use socket::*;
+pub use stats::*;
 
 /// An opaque socket handle issued by `ws_open`. 0 is never a valid handle,
 /// and a handle is never reused within a process, so a stale handle is an

@@ -44,6 +44,8 @@ pub struct FrameTally {
     ends_message: bool,
     /// Complete messages delivered so far.
     complete: u64,
+    /// Complete frames, of every kind.
+    frames: u64,
     close_code: CloseCode,
 }
 
@@ -53,12 +55,18 @@ impl Default for FrameTally {
             scanner: Scanner::default(),
             ends_message: false,
             complete: 0,
+            frames: 0,
             close_code: CloseCode::NotSeen,
         }
     }
 }
 
 impl FrameTally {
+    /// Complete frames in every byte fed so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
     /// Complete messages in every byte fed so far.
     pub fn complete(&self) -> u64 {
         self.complete
@@ -109,6 +117,7 @@ impl FrameTally {
                     }
                     if last {
                         self.complete += u64::from(self.ends_message);
+                        self.frames += 1;
                     }
                 }
             }
@@ -266,5 +275,21 @@ mod tests {
         assert_eq!(tally.complete(), 0);
         tally.feed(b"i\x89\x00");
         assert_eq!(tally.complete(), 2);
+    }
+
+    #[test]
+    fn every_frame_counts_as_a_frame_fragments_included() {
+        let mut tally = FrameTally::default();
+        tally.feed(b"HTTP/1.1 101 OK\r\n\r\n");
+        // A text message in two fragments, a ping between them, a pong.
+        tally.feed(&frame(0x01, b"he"));
+        tally.feed(&frame(0x89, b""));
+        tally.feed(&frame(0x80, b"llo"));
+        assert_eq!((tally.frames(), tally.complete()), (3, 2));
+        let pong = frame(0x8A, b"abc");
+        tally.feed(&pong[..2]);
+        assert_eq!(tally.frames(), 3, "a frame counts once whole");
+        tally.feed(&pong[2..]);
+        assert_eq!(tally.frames(), 4);
     }
 }

@@ -96,7 +96,10 @@ impl Reactor {
             now: None,
         };
         connection.more_to_read = false;
-        if let Err(panic) = panic_guard::catch(|| f(connection, &mut ctx)) {
+        if let Err(panic) = panic_guard::catch(|| {
+            f(connection, &mut ctx);
+            connection.publish_stats();
+        }) {
             // A bug left this connection in an unknown state: end it, and
             // keep serving the others.
             let socket = connection.socket().clone();
@@ -173,6 +176,7 @@ impl Reactor {
                     Request::Reconnect => {
                         self.with_connection(handle, |c, ctx| c.on_reconnect_request(ctx))
                     }
+                    Request::Ping => self.with_connection(handle, |c, ctx| c.on_ping_request(ctx)),
                 }
             }
             Command::Resolved(handle, result) => {

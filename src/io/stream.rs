@@ -152,6 +152,9 @@ pub struct Tcp {
     drained: bool,
     /// The peer may have shut its side: read until the kernel says so.
     read_closed: bool,
+    /// Bytes the kernel took and gave, for the socket's statistics.
+    sent: u64,
+    received: u64,
 }
 
 impl Tcp {
@@ -161,6 +164,8 @@ impl Tcp {
             early: Early::new(early),
             drained: false,
             read_closed: false,
+            sent: 0,
+            received: 0,
         }
     }
 }
@@ -172,7 +177,7 @@ impl Tcp {
     fn send_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
         if let [one] = slices {
             // std's `send` passes MSG_NOSIGNAL too, with less to set up.
-            return self.inner.write(one);
+            return self.write(one);
         }
         // SAFETY: msghdr is plain old data; all zeroes is a valid (empty)
         // message.
@@ -187,6 +192,7 @@ impl Tcp {
         if sent < 0 {
             Err(io::Error::last_os_error())
         } else {
+            self.sent += sent as u64;
             Ok(sent as usize)
         }
     }
@@ -202,13 +208,16 @@ impl Read for Tcp {
         }
         let n = self.inner.read(buf)?;
         self.drained = n > 0 && n < buf.len() && !self.read_closed;
+        self.received += n as u64;
         Ok(n)
     }
 }
 
 impl Write for Tcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+        let n = self.inner.write(buf)?;
+        self.sent += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -439,6 +448,17 @@ impl Stream {
             #[cfg(feature = "tls")]
             Transport::ProxiedTls(s) => &mut s.sock.tls.sock,
         }
+    }
+
+    /// Bytes on the wire so far, sent and received.
+    pub fn wire_bytes(&self) -> (u64, u64) {
+        let tcp = self.tcp_ref();
+        (tcp.sent, tcp.received)
+    }
+
+    /// Frames read from the peer so far, of every kind.
+    pub fn frames_received(&self) -> u64 {
+        self.tally.frames()
     }
 
     pub fn tcp(&self) -> &TcpStream {

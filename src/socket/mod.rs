@@ -9,6 +9,7 @@
 mod free_gate;
 mod listeners;
 mod outbox;
+mod stats;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,7 @@ use crate::target::Target;
 use free_gate::FreeGate;
 pub(crate) use listeners::{BindingList, Bound, Listeners, PendingReplay, Replay};
 pub(crate) use outbox::{CloseRequest, Outbox, ReadyState};
+pub(crate) use stats::{SharedStats, Stats};
 
 /// Header names and values for an opening handshake.
 pub(crate) type Headers = Vec<(String, String)>;
@@ -48,6 +50,8 @@ pub(crate) enum Request {
     Resume,
     /// The caller asked to drop the connection and connect again.
     Reconnect,
+    /// The outbox holds a ping the caller asked for.
+    Ping,
 }
 
 /// Where a socket posts its requests; any thread may post.
@@ -100,6 +104,8 @@ pub(crate) struct Socket {
     compressor: Mutex<Option<(u64, Arc<Compressor>)>>,
     listeners: Listeners,
     gate: FreeGate,
+    /// Published by the IO thread.
+    pub stats: SharedStats,
 }
 
 impl Socket {
@@ -132,6 +138,7 @@ impl Socket {
             compressor: Mutex::new(None),
             listeners: Listeners::default(),
             gate: FreeGate::default(),
+            stats: SharedStats::default(),
         }
     }
 
@@ -179,6 +186,25 @@ impl Socket {
     }
 
     // ----- what callers do ---------------------------------------------
+
+    /// Sends a ping with `payload` (at most 125 bytes) on the open
+    /// connection, ahead of queued messages; its pong gives the round-trip
+    /// time. A ping asked for and not yet sent is replaced.
+    pub fn ping(self: &Arc<Self>, payload: &[u8]) -> Result<()> {
+        if payload.len() > 125 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "a ping carries at most 125 bytes, not {}",
+                    payload.len()
+                ),
+            ));
+        }
+        if self.outbox.request_ping(payload.to_vec())? {
+            self.serving.post(self, Request::Ping);
+        }
+        Ok(())
+    }
 
     /// Queues a text or binary message: checks the state and limits, then
     /// copies `payload` once, as a masked frame, into the outbox

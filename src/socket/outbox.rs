@@ -48,12 +48,24 @@ struct Queue {
     frames: Vec<u8>,
     /// Payload bytes in `frames`: what they add to `bufferedAmount`.
     payload: usize,
+    /// Messages in `frames` (one frame each).
+    messages: usize,
+    /// The payload of a ping the caller asked for, not yet sent.
+    ping: Option<Vec<u8>>,
     /// The loop was asked to take the frames and has not yet.
     scheduled: bool,
     close: Option<CloseRequest>,
     /// Which connection of the socket the queue serves; a lost connection
     /// moves it on, so a frame compressed for the old one is refused.
     generation: u64,
+}
+
+/// What the IO thread took from the queue at once.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Taken {
+    /// Payload bytes: what leaves `bufferedAmount` once written.
+    pub payload: usize,
+    pub messages: usize,
 }
 
 pub(crate) struct Outbox {
@@ -75,6 +87,8 @@ impl Default for Outbox {
             queue: Mutex::new(Queue {
                 frames: Vec::new(),
                 payload: 0,
+                messages: 0,
+                ping: None,
                 scheduled: false,
                 close: None,
                 generation: 0,
@@ -184,9 +198,24 @@ impl Outbox {
         self.check_room(len, limit)?;
         append_frame(&mut queue.frames, opcode, flags, wire, mask);
         queue.payload += len;
+        queue.messages += 1;
         self.queued.store(true, Ordering::Release);
         self.buffered.fetch_add(len, Ordering::AcqRel);
         Ok(!std::mem::replace(&mut queue.scheduled, true))
+    }
+
+    /// Asks for a ping with `payload` (at most 125 bytes, checked by the
+    /// caller) on the open connection; a ping asked for and not yet sent is
+    /// replaced. Ok(true) when the loop must be told.
+    pub fn request_ping(&self, payload: Vec<u8>) -> Result<bool> {
+        let mut queue = lock(&self.queue);
+        if self.ready_state() != ReadyState::Open {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "cannot ping: the socket is not open",
+            ));
+        }
+        Ok(queue.ping.replace(payload).is_none())
     }
 
     /// Records a close request and moves to CLOSING: an abort while
@@ -239,6 +268,8 @@ impl Outbox {
         self.set_ready(ReadyState::Connecting);
         queue.frames = Vec::new();
         queue.payload = 0;
+        queue.messages = 0;
+        queue.ping = None;
         queue.scheduled = false;
         queue.generation += 1;
         self.queued.store(false, Ordering::Release);
@@ -275,6 +306,7 @@ impl Outbox {
         self.set_ready(ReadyState::Closed);
         queue.frames = Vec::new();
         queue.payload = 0;
+        queue.messages = 0;
         queue.scheduled = false;
         self.queued.store(false, Ordering::Release);
         self.buffered.store(0, Ordering::Release);
@@ -290,16 +322,24 @@ impl Outbox {
     /// its buffer is kept for the next ones, so a steady flow allocates
     /// nothing). Returns the payload bytes moved; they stay in
     /// `bufferedAmount` until `written` is called for them.
-    pub fn take(&self, into: &mut Vec<u8>) -> usize {
+    pub fn take(&self, into: &mut Vec<u8>) -> Taken {
         if !self.queued.load(Ordering::Acquire) {
-            return 0;
+            return Taken::default();
         }
         let mut queue = lock(&self.queue);
         std::mem::swap(&mut queue.frames, into);
         queue.frames.clear();
         queue.scheduled = false;
         self.queued.store(false, Ordering::Release);
-        std::mem::take(&mut queue.payload)
+        Taken {
+            payload: std::mem::take(&mut queue.payload),
+            messages: std::mem::take(&mut queue.messages),
+        }
+    }
+
+    /// The ping the caller asked for, if one waits.
+    pub fn take_ping(&self) -> Option<Vec<u8>> {
+        lock(&self.queue).ping.take()
     }
 
     /// Bytes handed to the socket: they leave `bufferedAmount`.
@@ -349,7 +389,13 @@ mod tests {
             .unwrap());
         assert_eq!(outbox.buffered(), 4);
         let mut frames = Vec::new();
-        assert_eq!(outbox.take(&mut frames), 4);
+        assert_eq!(
+            outbox.take(&mut frames),
+            Taken {
+                payload: 4,
+                messages: 2
+            }
+        );
         assert_eq!(frames.len(), 2 * (2 + 4 + 2), "two masked frames");
         assert!(!outbox.has_frames());
         assert_eq!(outbox.buffered(), 4, "taken is not yet written");

@@ -35,7 +35,7 @@ use crate::proxy::tunnel::Progress;
 use crate::proxy::{Exchange, ProxyKind};
 use crate::reconnect::{Backoff, Decision};
 use crate::route::Route;
-use crate::socket::{CloseRequest, Socket};
+use crate::socket::{CloseRequest, Socket, Stats};
 use crate::status::AsyncErrorKind;
 use crate::target::Target;
 
@@ -152,6 +152,14 @@ pub struct Connection {
     no_retry: bool,
     /// `ws_reconnect` asked for this connection's end: retry at once.
     manual: bool,
+    // ----- statistics --------------------------------------------------
+    /// The socket's totals, but for the current stream's bytes and frames
+    /// received (those are added when it ends).
+    stats: Stats,
+    /// When the current attempt started, for `handshake_ms`.
+    attempt_started: Option<Instant>,
+    /// The payload of the latest ping sent and when, until its pong.
+    ping_out: Option<(Vec<u8>, Instant)>,
 }
 
 impl Connection {
@@ -187,6 +195,9 @@ impl Connection {
             lost: None,
             no_retry: false,
             manual: false,
+            stats: Stats::default(),
+            attempt_started: None,
+            ping_out: None,
         }
     }
 
@@ -205,6 +216,9 @@ impl Connection {
     // ----- connecting --------------------------------------------------
 
     pub fn start(&mut self, ctx: &mut Ctx<'_>) {
+        if self.attempt_started.is_none() {
+            self.attempt_started = Some(ctx.now());
+        }
         // `socks5://` sends the server's address: find it first.
         let local_dns = matches!(
             self.route.proxy.as_ref().map(|p| p.kind),
@@ -569,6 +583,12 @@ impl Connection {
         }
         let attempt = self.opens;
         self.opens += 1;
+        self.stats.connections += 1;
+        if let Some(started) = self.attempt_started.take() {
+            let ms = ctx.now().saturating_duration_since(started).as_millis();
+            self.stats.handshake_ms = u32::try_from(ms).unwrap_or(u32::MAX);
+        }
+        self.publish_stats();
         ctx.delivery.open(&self.socket, attempt);
         // The handshake response may have carried messages, and their
         // readiness edge is spent.
@@ -679,6 +699,10 @@ impl Connection {
             self.messages_taken += u64::from(read.is_ok());
             match read {
                 Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
+                    self.stats.messages_received += 1;
+                    self.stats.payload_bytes_received += message.len() as u64;
+                    // Before the callback, which may read them.
+                    self.socket.stats.publish_received(&self.stats);
                     if !self.detached {
                         let staging = StagingGuard::new(self.socket.handle);
                         ctx.delivery.message(&self.socket, message);
@@ -688,8 +712,13 @@ impl Connection {
                         self.stage_outbound();
                     }
                 }
-                Ok(Message::Pong(_)) => self.deadlines.pong = None,
-                Ok(Message::Ping(_) | Message::Frame(_)) => {}
+                Ok(Message::Pong(payload)) => {
+                    self.deadlines.pong = None;
+                    self.on_pong(&payload);
+                }
+                // tungstenite answers it.
+                Ok(Message::Ping(_)) => self.stats.frames_sent += 1,
+                Ok(Message::Frame(_)) => {}
                 Ok(Message::Close(frame)) => self.on_close_frame(ctx, frame),
                 Err(e) if failure::would_block(&e) => return,
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
@@ -715,8 +744,13 @@ impl Connection {
             return false;
         }
         let mut staged = false;
+        let stats = &mut self.stats;
         ws.get_mut().queue_with(|frames| {
-            self.in_flight += self.socket.outbox().take(frames);
+            let taken = self.socket.outbox().take(frames);
+            self.in_flight += taken.payload;
+            stats.messages_sent += taken.messages as u64;
+            stats.frames_sent += taken.messages as u64;
+            stats.payload_bytes_sent += taken.payload as u64;
             // Empty messages are frames too: judge by bytes, not payload.
             staged = !frames.is_empty();
         });
@@ -742,6 +776,8 @@ impl Connection {
         // The code as the peer sent it: tungstenite reports a code that may
         // not be sent (999, 1005, 1006, 1015, 5000...) as 1002.
         let wire_code = ws.get_ref().peer_close_code();
+        // tungstenite answers the peer's close unless ours went first.
+        self.stats.frames_sent += u64::from(closing.is_open());
         match closing.on_peer_close(code, reason, wire_code) {
             PeerClose::Closing => {
                 self.socket.outbox().mark_closing();
@@ -835,7 +871,9 @@ impl Connection {
             code: CloseCode::from(code),
             reason: reason.into(),
         });
-        match ws.close(frame) {
+        let sent = ws.close(frame);
+        self.stats.frames_sent += 1;
+        match sent {
             Ok(()) => {
                 self.socket.outbox().written(self.in_flight);
                 self.in_flight = 0;
@@ -908,14 +946,19 @@ impl Connection {
                 let _ = ctx.registry.deregister(link.tcp_mut());
             }
             Phase::Handshaking(mut mid) => {
+                fold_stream(&mut self.stats, mid.get_ref().get_ref());
                 let _ = ctx.registry.deregister(mid.get_mut().get_mut().tcp_mut());
             }
             Phase::Open { mut ws, .. } => {
+                fold_stream(&mut self.stats, ws.get_ref());
                 let _ = ctx.registry.deregister(ws.get_mut().tcp_mut());
             }
             Phase::Resolving | Phase::Waiting => {}
             Phase::Done => return,
         }
+        self.attempt_started = None;
+        self.ping_out = None;
+        self.publish_stats();
         self.deadlines = Deadlines::default();
         match self.after_loss(ctx, &ending) {
             Some(Decision::Retry { attempt, delay }) => self.wait(ctx, ending, attempt, delay),
@@ -990,12 +1033,69 @@ impl Connection {
             now + options.ping_interval.unwrap_or_default(),
             now + options.effective_pong_timeout().unwrap_or_default(),
         );
-        match ws.write(Message::Ping(Default::default())) {
+        let sent = ws.write(Message::Ping(Default::default()));
+        self.stats.frames_sent += 1;
+        self.ping_out = Some((Vec::new(), now));
+        match sent {
             Ok(()) => self.pump(ctx),
             Err(e) if failure::would_block(&e) => {}
             Err(e) => self.on_stream_error(ctx, e),
         }
     }
+
+    /// `ws_ping`: the caller's ping goes out now, ahead of queued messages.
+    pub fn on_ping_request(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(payload) = self.socket.outbox().take_ping() else {
+            return;
+        };
+        let Phase::Open { ws, closing } = &mut self.phase else {
+            return;
+        };
+        if !closing.is_open() {
+            return;
+        }
+        let sent = ws.write(Message::Ping(payload.clone().into()));
+        self.stats.frames_sent += 1;
+        self.ping_out = Some((payload, ctx.now()));
+        match sent {
+            Ok(()) => self.pump(ctx),
+            Err(e) if failure::would_block(&e) => {}
+            Err(e) => self.on_stream_error(ctx, e),
+        }
+    }
+
+    /// A pong came: the round trip of the ping it answers, if it answers
+    /// the latest one (a pong may also come unasked, or for an older ping).
+    fn on_pong(&mut self, payload: &[u8]) {
+        self.stats.pongs_received += 1;
+        if self.ping_out.as_ref().is_some_and(|(p, _)| p == payload) {
+            let (_, sent) = self.ping_out.take().expect("checked above");
+            let us = sent.elapsed().as_micros();
+            self.stats.last_rtt_us = u32::try_from(us).unwrap_or(u32::MAX);
+        }
+    }
+
+    /// Makes the socket's totals readable by any thread.
+    pub fn publish_stats(&self) {
+        let mut stats = self.stats;
+        let stream = match &self.phase {
+            Phase::Handshaking(mid) => Some(mid.get_ref().get_ref()),
+            Phase::Open { ws, .. } => Some(ws.get_ref()),
+            _ => None,
+        };
+        if let Some(stream) = stream {
+            fold_stream(&mut stats, stream);
+        }
+        self.socket.stats.publish(&stats);
+    }
+}
+
+/// Adds a stream's bytes on the wire and frames received to `stats`.
+fn fold_stream(stats: &mut Stats, stream: &Stream) {
+    let (sent, received) = stream.wire_bytes();
+    stats.bytes_sent += sent;
+    stats.bytes_received += received;
+    stats.frames_received += stream.frames_received();
 }
 
 /// Moves the proxy exchange's bytes, writing whenever it has something to

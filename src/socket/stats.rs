@@ -1,0 +1,126 @@
+//! What a socket has moved, over every connection it made. The IO thread
+//! counts in plain fields as it goes and publishes the totals here once
+//! per pass over the socket (a relaxed store per field, not an atomic per
+//! byte or per message), for any thread to read.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A socket's totals.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stats {
+    /// Bytes on the wire, TLS records and handshakes included.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Text and binary messages.
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    /// WebSocket frames of every kind, control frames included.
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    /// Message payload bytes, as the application sent and received them
+    /// (before compression, after decompression).
+    pub payload_bytes_sent: u64,
+    pub payload_bytes_received: u64,
+    /// From the start of the latest connection's attempt to its open.
+    pub handshake_ms: u32,
+    /// From the latest answered ping to its pong.
+    pub last_rtt_us: u32,
+    /// How many times the socket opened.
+    pub connections: u32,
+    pub pongs_received: u32,
+}
+
+const FIELDS: usize = 12;
+
+/// The published totals: each field on its own, so a reader may see one
+/// pass's count of bytes with the previous pass's count of messages.
+#[derive(Debug, Default)]
+pub(crate) struct SharedStats {
+    fields: [AtomicU64; FIELDS],
+}
+
+impl Stats {
+    fn to_array(self) -> [u64; FIELDS] {
+        [
+            self.bytes_sent,
+            self.bytes_received,
+            self.messages_sent,
+            self.messages_received,
+            self.frames_sent,
+            self.frames_received,
+            self.payload_bytes_sent,
+            self.payload_bytes_received,
+            self.handshake_ms.into(),
+            self.last_rtt_us.into(),
+            self.connections.into(),
+            self.pongs_received.into(),
+        ]
+    }
+
+    fn from_array(a: [u64; FIELDS]) -> Stats {
+        // The u32 fields were stored from u32s.
+        let narrow = |v: u64| v as u32;
+        Stats {
+            bytes_sent: a[0],
+            bytes_received: a[1],
+            messages_sent: a[2],
+            messages_received: a[3],
+            frames_sent: a[4],
+            frames_received: a[5],
+            payload_bytes_sent: a[6],
+            payload_bytes_received: a[7],
+            handshake_ms: narrow(a[8]),
+            last_rtt_us: narrow(a[9]),
+            connections: narrow(a[10]),
+            pongs_received: narrow(a[11]),
+        }
+    }
+}
+
+impl SharedStats {
+    pub fn publish(&self, stats: &Stats) {
+        for (field, value) in self.fields.iter().zip(stats.to_array()) {
+            field.store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// Publishes the received-message counts alone: one message's worth
+    /// of work, before its callback runs.
+    pub fn publish_received(&self, stats: &Stats) {
+        self.fields[3].store(stats.messages_received, Ordering::Relaxed);
+        self.fields[7].store(stats.payload_bytes_received, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> Stats {
+        Stats::from_array(std::array::from_fn(|i| {
+            self.fields[i].load(Ordering::Relaxed)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_survives_publishing() {
+        let stats = Stats {
+            bytes_sent: 1,
+            bytes_received: 2,
+            messages_sent: 3,
+            messages_received: 4,
+            frames_sent: 5,
+            frames_received: 6,
+            payload_bytes_sent: 7,
+            payload_bytes_received: 8,
+            handshake_ms: 9,
+            last_rtt_us: u32::MAX,
+            connections: 11,
+            pongs_received: 12,
+        };
+        let shared = SharedStats::default();
+        assert_eq!(shared.read(), Stats::default());
+        shared.publish(&stats);
+        assert_eq!(shared.read(), stats);
+    }
+}
