@@ -131,4 +131,48 @@ fn the_environment_names_the_proxy_and_no_proxy_and_loopback_exempt_hosts() {
     ));
     assert_eq!(asked(), 4);
     std::env::remove_var("all_proxy");
+
+    // Each reconnection attempt reads the environment again: a proxy
+    // changed meanwhile carries the next connection.
+    let second = socks_proxy(Behaviour::Forward, &["echo.invalid"]);
+    std::env::set_var("ws_proxy", proxy.url("socks5h", ""));
+    let o = options(|o| {
+        assert_eq!(ws_options_set_reconnect(o, true), WS_OK);
+    });
+    let r = Recorder::new();
+    let h = open_with(&by_name, o);
+    ws_options_free(o);
+    r.bind_all(h);
+    r.wait_open();
+    assert_eq!(asked(), 5);
+    std::env::set_var("ws_proxy", second.url("socks5h", ""));
+    assert_eq!(ws_reconnect(h), WS_OK);
+    r.wait_for("a second open", |e| {
+        e.iter().filter(|e| **e == Ev::Open).count() == 2
+    });
+    assert_eq!(send_text(h, "again"), WS_OK);
+    assert_eq!(r.wait_messages(1)[0].0, b"again");
+    assert_eq!(asked(), 5, "the first proxy was not asked again");
+    assert_eq!(second.asked.lock().unwrap().len(), 1);
+    assert_eq!(ws_free(h), WS_OK);
+
+    // A redirect chooses the proxy again for its new host: from loopback
+    // (direct) to a name only the proxy knows.
+    let location = format!("ws://echo.invalid:{}/", server.port);
+    let redirecting = raw_server(move |mut tcp| {
+        use std::io::Write;
+        read_request(&mut tcp);
+        let answer =
+            format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+        let _ = tcp.write_all(answer.as_bytes());
+    });
+    let before = second.asked.lock().unwrap().len();
+    assert!(echoes(
+        &redirecting.url(),
+        options(|o| {
+            assert_eq!(ws_options_set_max_redirects(o, 1), WS_OK);
+        })
+    ));
+    assert_eq!(second.asked.lock().unwrap().len(), before + 1);
+    std::env::remove_var("ws_proxy");
 }
