@@ -139,6 +139,28 @@
 #define WS_ERR_PROXY -27
 
 /**
+ * Log level: a socket failed. The line has the same text as the socket's
+ * `error` event.
+ */
+#define WS_LOG_ERROR 1
+
+/**
+ * Log level: something went wrong and was recovered from (a reconnection
+ * scheduled, a peer misbehaving).
+ */
+#define WS_LOG_WARN 2
+
+/**
+ * Log level: one line per connection step.
+ */
+#define WS_LOG_INFO 3
+
+/**
+ * Log level: finer detail.
+ */
+#define WS_LOG_DEBUG 4
+
+/**
  * `ws_ready_state`: the connection is being established.
  */
 #define WS_CONNECTING 0
@@ -181,6 +203,14 @@ typedef uint64_t ws_dispatcher;
  * error (`WS_ERR_INVALID_HANDLE`), never another socket.
  */
 typedef uint64_t ws_handle;
+
+/**
+ * A log callback, set with `ws_set_log_callback`: `level` is one of
+ * `WS_LOG_ERROR` .. `WS_LOG_DEBUG`, `h` the socket the line is about (0
+ * for none), `message` the line (NUL-terminated UTF-8, valid only during
+ * the call), `userdata` as given to `ws_set_log_callback`.
+ */
+typedef void (*ws_log_fn)(int level, ws_handle h, const char *message, void *userdata);
 
 /**
  * Event kinds, for `ws_bind` and `ws_event.kind`. An integer type rather
@@ -531,6 +561,54 @@ bool ws_has_deflate(void);
  * starts the shutdown and returns at once. Any thread.
  */
 void ws_shutdown(void);
+
+/**
+ * Sets the process-wide log callback: `fn` gets every line of wsembed's
+ * log up to `max_level`, one of `WS_LOG_ERROR` (1), `WS_LOG_WARN` (2),
+ * `WS_LOG_INFO` (3) or `WS_LOG_DEBUG` (4), each level including those
+ * before it. NULL `fn` turns logging off (then `max_level` is ignored).
+ * Off is the default. Returns `WS_OK`, or `WS_ERR_INVALID_ARGUMENT` with
+ * `ws_last_error()` set for a non-NULL `fn` with any other `max_level`
+ * (the callback in place stays).
+ *
+ * What each level carries:
+ * - `WS_LOG_ERROR`: a socket's failure, with the same text as its `error`
+ *   event.
+ * - `WS_LOG_WARN`: what went wrong and was recovered from: a reconnection
+ *   scheduled, a peer misbehaving.
+ * - `WS_LOG_INFO`: one line per connection step: the name resolved,
+ *   connecting to an address, the proxy tunnel up, TLS established (with
+ *   its version and cipher suite), the status of the handshake's answer,
+ *   open, the close codes sent and received.
+ * - `WS_LOG_DEBUG`: finer detail.
+ *
+ * The text is for people: its wording may change between versions, so do
+ * not parse it (the events carry the same facts as fields). Credentials
+ * never appear in it: not a proxy's password, not the value of an
+ * `Authorization` header. A line above `max_level` costs nothing: it is
+ * not even formatted.
+ *
+ * One callback serves the whole process (every socket, every
+ * dispatcher); a new call replaces it. The callback is called on the
+ * thread where the line is written: mostly wsembed's IO thread (the
+ * connection steps), sometimes the thread of the wsembed call the line is
+ * about, and so concurrently with event callbacks and with itself: it
+ * must be thread-safe. It runs on the IO thread with every socket
+ * waiting, so keep it quick: copy the line to a queue rather than write
+ * to a slow device. It may call any wsembed function (including this
+ * one); the calls it makes do not change the `ws_last_error()` of the
+ * code its line interrupted. A line the callback itself causes (through a
+ * wsembed call it makes) is dropped rather than delivered inside it.
+ *
+ * Teardown: when this function returns, the callback it replaced is in no
+ * call on any other thread and will not be called again, so its userdata
+ * may be freed at once. (Called from inside that callback, it does not
+ * wait for the call it is made from.) Call `ws_set_log_callback(0, NULL,
+ * NULL)` before unloading the code `fn` lives in.
+ *
+ * `userdata` is passed back unchanged and never read. Any thread.
+ */
+int ws_set_log_callback(int max_level, ws_log_fn fn, void *userdata);
 
 /**
  * Creates options with every default: connect timeout 30000 ms, close

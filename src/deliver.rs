@@ -100,6 +100,7 @@ impl Delivery {
         message: &str,
         http_status: Option<u16>,
     ) {
+        crate::log::log_at!(Error, socket.handle, "{message}");
         let record = ErrorRecord::new(kind, message, http_status);
         match socket.host() {
             Some(_) => socket.queue_for_host(Queued::Error(record)),

@@ -17,8 +17,9 @@
 //! 1. Leaves: `status`, `options`, `target`, `answer` (the handshake's
 //!    answer, read whole), `route` (with `proxy` and
 //!    `tls`), `framing` (our side of the wire format both ways, and
-//!    extension negotiation), `event`, and the helpers `sync`, `panic_guard`,
-//!    `handle_map`.
+//!    extension negotiation), `event`, `log` (the process-wide log sink and
+//!    the `log_at!` macro every layer writes its lines with), and the
+//!    helpers `sync`, `panic_guard`, `handle_map`.
 //! 2. Shared socket state: `socket` (the outbox and ready state, the
 //!    listeners and their record, the free gate), which reaches its loop
 //!    only through the `socket::Loop` trait and its dispatcher through
@@ -39,6 +40,7 @@ pub mod ffi;
 mod framing;
 mod handle_map;
 mod io;
+mod log;
 mod options;
 mod panic_guard;
 mod proxy;

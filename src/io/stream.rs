@@ -68,6 +68,15 @@ impl Link {
         Ok(Link::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))))
     }
 
+    /// The TLS to an `https://` proxy, as `describe_tls` says it.
+    pub fn tls_summary(&self) -> Option<String> {
+        match self {
+            Link::Tcp(_) => None,
+            #[cfg(feature = "tls")]
+            Link::Tls(tls) => Some(describe_tls(&tls.conn)),
+        }
+    }
+
     pub fn tcp_mut(&mut self) -> &mut TcpStream {
         match self {
             Link::Tcp(tcp) => tcp,
@@ -132,6 +141,18 @@ impl Write for ProxyTls {
 
     fn flush(&mut self) -> io::Result<()> {
         self.tls.flush()
+    }
+}
+
+/// "TLSv1_3 with TLS13_AES_256_GCM_SHA384", for the log.
+#[cfg(feature = "tls")]
+fn describe_tls(conn: &rustls::ClientConnection) -> String {
+    let version = conn
+        .protocol_version()
+        .map_or_else(|| "TLS".to_owned(), |v| format!("{v:?}"));
+    match conn.negotiated_cipher_suite() {
+        Some(suite) => format!("{version} with {:?}", suite.suite()),
+        None => version,
     }
 }
 
@@ -447,6 +468,19 @@ impl Stream {
             Transport::Proxied(s) => &mut s.tls.sock,
             #[cfg(feature = "tls")]
             Transport::ProxiedTls(s) => &mut s.sock.tls.sock,
+        }
+    }
+
+    /// The TLS with the server, as `describe_tls` says it; None without.
+    pub fn tls_summary(&self) -> Option<String> {
+        match &self.transport {
+            Transport::Plain(_) => None,
+            #[cfg(feature = "tls")]
+            Transport::Tls(s) => Some(describe_tls(&s.conn)),
+            #[cfg(feature = "tls")]
+            Transport::Proxied(_) => None,
+            #[cfg(feature = "tls")]
+            Transport::ProxiedTls(s) => Some(describe_tls(&s.conn)),
         }
     }
 

@@ -57,6 +57,12 @@ WS_OPEN = 1
 WS_CLOSING = 2
 WS_CLOSED = 3
 
+# Log levels (ws_set_log_callback); a larger number is more detail.
+WS_LOG_ERROR = 1
+WS_LOG_WARN = 2
+WS_LOG_INFO = 3
+WS_LOG_DEBUG = 4
+
 # Event kinds.
 WS_EVENT_OPEN = 1
 WS_EVENT_MESSAGE = 2
@@ -93,6 +99,9 @@ class ws_event(Structure):
 # it is declared as void* and never dereferenced.
 ws_callback = CFUNCTYPE(None, ws_handle, POINTER(ws_event), c_void_p)
 ws_userdata_free = CFUNCTYPE(None, c_void_p)
+# ws_log_fn(level, h, message, userdata): message is NUL-terminated UTF-8,
+# valid during the call (c_char_p hands it over as a bytes copy).
+LOG_FN = CFUNCTYPE(None, c_int, c_uint64, c_char_p, c_void_p)
 
 # ws_options* is opaque: an address held as an int.
 _options = c_void_p
@@ -106,6 +115,7 @@ SIGNATURES = {
     "ws_has_tls": ([], c_bool),
     "ws_has_deflate": ([], c_bool),
     "ws_shutdown": ([], None),
+    "ws_set_log_callback": ([c_int, LOG_FN, c_void_p], c_int),
     # options
     "ws_options_new": ([], _options),
     "ws_options_free": ([_options], None),

@@ -21,7 +21,7 @@ import atexit
 import ctypes
 import weakref
 
-from . import _callbacks, _ffi, errors
+from . import _callbacks, _ffi, _log, errors
 from ._dispatcher import Dispatcher
 from ._ffi import lib
 from ._options import cstring, native_options
@@ -219,6 +219,9 @@ class NativeSocket:
             )
         if _callbacks.stopped():
             raise RuntimeError("wsembed is shut down: the interpreter is exiting")
+        # Logging has no change notification: its levels are read here, so
+        # this socket's first lines already follow them.
+        _log.sync()
         if dispatcher is not None:
             dispatcher._attach()
         try:

@@ -31,6 +31,7 @@ use super::staging::StagingGuard;
 use super::stream::{AnswerSlot, Link, Stream};
 use crate::deliver::Delivery;
 use crate::event::{lossy_cstring, CloseRecord};
+use crate::log::log_at;
 use crate::proxy::tunnel::Progress;
 use crate::proxy::{Exchange, ProxyKind};
 use crate::reconnect::{Backoff, Decision};
@@ -96,6 +97,17 @@ struct Lost {
 /// reactor had to drop; a freed socket gets no event (its gate is shut).
 pub(super) fn end_socket(socket: &Arc<Socket>, delivery: &mut Delivery, ending: Ending) {
     if socket.outbox().mark_closed() {
+        log_at!(
+            Info,
+            socket.handle,
+            "closed: code {}{}, {}",
+            ending.code,
+            match ending.reason.is_empty() {
+                true => String::new(),
+                false => format!(" {:?}", ending.reason),
+            },
+            if ending.clean { "clean" } else { "not clean" }
+        );
         let record = CloseRecord {
             code: ending.code,
             reason: lossy_cstring(&ending.reason),
@@ -234,7 +246,10 @@ impl Connection {
         let (host, ip, port) = self.route.first_hop(&self.target);
         match ip {
             Some(ip) => self.connect(ctx, vec![SocketAddr::new(ip, port)]),
-            None => ctx.resolver.resolve(self.socket.handle, host, port),
+            None => {
+                log_at!(Debug, self.socket.handle, "resolving {host:?}");
+                ctx.resolver.resolve(self.socket.handle, host, port)
+            }
         }
     }
 
@@ -258,7 +273,19 @@ impl Connection {
             false => self.route.first_hop(&self.target).0.to_owned(),
         };
         match result {
-            Ok(addrs) if !addrs.is_empty() => self.connect(ctx, addrs),
+            Ok(addrs) if !addrs.is_empty() => {
+                log_at!(
+                    Info,
+                    self.socket.handle,
+                    "resolved {host:?}: {}",
+                    addrs
+                        .iter()
+                        .map(|a| a.ip().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                self.connect(ctx, addrs)
+            }
             Ok(_) => self.fail(
                 ctx,
                 Failure::new(AsyncErrorKind::Dns, format!("{host:?} has no address")),
@@ -305,11 +332,14 @@ impl Connection {
             });
             match attempt {
                 Ok(stream) => {
+                    log_at!(Info, self.socket.handle, "connecting to {addr}");
                     attempts.push((stream, addr));
                     break;
                 }
                 Err(e) => {
-                    *last_error = Some(format!("cannot connect to {addr}: {e}"));
+                    let why = format!("cannot connect to {addr}: {e}");
+                    log_at!(Debug, self.socket.handle, "{why}");
+                    *last_error = Some(why);
                     race.failed();
                 }
             }
@@ -353,12 +383,15 @@ impl Connection {
             let (mut stream, addr) = attempts.swap_remove(i);
             match error {
                 None => {
+                    log_at!(Info, self.socket.handle, "connected to {addr}");
                     winner = Some(stream);
                     break;
                 }
                 Some(e) => {
                     let _ = ctx.registry.deregister(&mut stream);
-                    *last_error = Some(format!("cannot connect to {addr}: {e}"));
+                    let why = format!("cannot connect to {addr}: {e}");
+                    log_at!(Debug, self.socket.handle, "{why}");
+                    *last_error = Some(why);
                     race.failed();
                 }
             }
@@ -393,6 +426,21 @@ impl Connection {
         let link = io::Result::Ok(Link::Tcp(stream));
         match link {
             Ok(link) => {
+                log_at!(
+                    Info,
+                    self.socket.handle,
+                    "asking the proxy {}:{} ({}) for a tunnel to {}:{}",
+                    proxy.host,
+                    proxy.port,
+                    match (proxy.kind, proxy.secure) {
+                        (ProxyKind::Http, false) => "HTTP CONNECT",
+                        (ProxyKind::Http, true) => "HTTP CONNECT over TLS",
+                        (ProxyKind::Socks5 { remote_dns: false }, _) => "SOCKS5",
+                        (ProxyKind::Socks5 { remote_dns: true }, _) => "SOCKS5, its DNS",
+                    },
+                    self.target.host,
+                    self.target.port
+                );
                 self.phase = Phase::Tunneling { link, tunnel };
                 self.on_tunnel_ready(ctx);
             }
@@ -423,6 +471,12 @@ impl Connection {
                 else {
                     unreachable!("matched above");
                 };
+                match link.tls_summary() {
+                    Some(tls) => {
+                        log_at!(Info, self.socket.handle, "tunnel up ({tls} to the proxy)")
+                    }
+                    None => log_at!(Info, self.socket.handle, "tunnel up"),
+                }
                 self.start_handshake(ctx, link, leftover);
             }
             Err(failure) => self.fail(ctx, failure),
@@ -534,6 +588,13 @@ impl Connection {
             self.credentials_dropped = true;
         }
         self.redirects += 1;
+        log_at!(
+            Info,
+            self.socket.handle,
+            "following an HTTP {status} redirect to {}:{}",
+            next.host,
+            next.port
+        );
         self.target_addr = None;
         self.socket.set_redirected_to(Some(next.url.as_str()));
         self.target = next;
@@ -559,6 +620,9 @@ impl Connection {
             }
         };
         ws.get_mut().agree(agreed.deflate.as_ref());
+        if let Some(tls) = ws.get_ref().tls_summary() {
+            log_at!(Info, self.socket.handle, "TLS established: {tls}");
+        }
         self.phase = Phase::Open {
             ws,
             closing: Closing::No,
@@ -568,6 +632,14 @@ impl Connection {
             return self.begin_close(ctx, Some((CloseCode::Away.into(), String::new())));
         }
         let protocol = handshake::accepted_protocol(response);
+        log_at!(
+            Info,
+            self.socket.handle,
+            "open: HTTP {}, subprotocol {:?}, extensions {:?}",
+            response.status().as_u16(),
+            protocol.as_deref().unwrap_or(""),
+            agreed.extensions
+        );
         if !self
             .socket
             .mark_open(protocol, agreed.extensions, agreed.deflate)
@@ -776,6 +848,15 @@ impl Connection {
         // The code as the peer sent it: tungstenite reports a code that may
         // not be sent (999, 1005, 1006, 1015, 5000...) as 1002.
         let wire_code = ws.get_ref().peer_close_code();
+        log_at!(
+            Info,
+            self.socket.handle,
+            "received close {}",
+            match wire_code {
+                Some(c) => format!("{c} {reason:?}"),
+                None => "without a code".to_owned(),
+            }
+        );
         // tungstenite answers the peer's close unless ours went first.
         self.stats.frames_sent += u64::from(closing.is_open());
         match closing.on_peer_close(code, reason, wire_code) {
@@ -871,6 +952,18 @@ impl Connection {
             code: CloseCode::from(code),
             reason: reason.into(),
         });
+        log_at!(
+            Info,
+            self.socket.handle,
+            "sending close {}",
+            frame
+                .as_ref()
+                .map_or("without a code".to_owned(), |f| format!(
+                    "{} {:?}",
+                    u16::from(f.code),
+                    f.reason.as_str()
+                ))
+        );
         let sent = ws.close(frame);
         self.stats.frames_sent += 1;
         match sent {

@@ -113,6 +113,16 @@ impl Connection {
             Some(l) if ending.reason.is_empty() => l.failure.message.as_str(),
             _ => ending.reason.as_str(),
         };
+        crate::log::log_at!(
+            Warn,
+            self.socket.handle,
+            "connection lost ({}): attempt {attempt} in {} ms",
+            match reason.is_empty() {
+                true => format!("close {}", ending.code),
+                false => reason.to_owned(),
+            },
+            delay.as_millis()
+        );
         let record = ReconnectRecord {
             close: CloseRecord {
                 code: ending.code,
@@ -162,6 +172,7 @@ impl Connection {
         self.lost = None;
         self.socket.set_answer(None);
         self.socket.set_redirected_to(None);
+        crate::log::log_at!(Info, self.socket.handle, "reconnecting");
         self.start(ctx);
     }
 }
