@@ -367,6 +367,13 @@ typedef struct ws_stats {
    * Pongs received, asked for or not.
    */
   uint32_t pongs_received;
+  /**
+   * Pings sent (`ws_ping`'s and keepalive's), and those answered by a
+   * pong with the same payload (each answer sets `last_rtt_us`: wait for
+   * this count to grow to know a ping's round trip is in).
+   */
+  uint32_t pings_sent;
+  uint32_t pings_answered;
 } ws_stats;
 
 

@@ -121,15 +121,19 @@ fn a_ping_gets_its_round_trip_time() {
     rec.bind_all(h);
     rec.wait_open();
     assert_eq!(ws_ping(h, b"rtt".as_ptr().cast(), 3), WS_OK);
-    wait_until("the pong", || stats(h).pongs_received == 1);
+    wait_until("the pong", || stats(h).pings_answered == 1);
     let s = stats(h);
     assert!(s.last_rtt_us > 0, "{s:?}");
+    assert_eq!((s.pings_sent, s.pongs_received), (1, 1));
     // An empty ping works too, and one of 125 bytes; 126 is refused.
     assert_eq!(ws_ping(h, std::ptr::null(), 0), WS_OK);
     wait_until("the second pong", || stats(h).pongs_received == 2);
     let big = [b'x'; 126];
     assert_eq!(ws_ping(h, big.as_ptr().cast(), 125), WS_OK);
-    assert_eq!(ws_ping(h, big.as_ptr().cast(), 126), WS_ERR_INVALID_ARGUMENT);
+    assert_eq!(
+        ws_ping(h, big.as_ptr().cast(), 126),
+        WS_ERR_INVALID_ARGUMENT
+    );
     assert_eq!(ws_ping(h, std::ptr::null(), 1), WS_ERR_INVALID_ARGUMENT);
     wait_until("the third pong", || stats(h).pongs_received == 3);
     assert_eq!(ws_close(h), WS_OK);
@@ -162,12 +166,12 @@ fn a_smaller_struct_gets_only_its_fields_and_bad_calls_are_refused() {
     // A newer caller's larger struct: filled up to this library's size.
     let mut big = [0u64; 32];
     big[0] = (big.len() * 8) as u32 as u64;
-    assert_eq!(
-        ws_get_stats(h, big.as_mut_ptr().cast::<ws_stats>()),
-        WS_OK
-    );
+    assert_eq!(ws_get_stats(h, big.as_mut_ptr().cast::<ws_stats>()), WS_OK);
     assert_eq!(big[0] as u32 as usize, std::mem::size_of::<ws_stats>());
-    assert_eq!(ws_get_stats(h, std::ptr::null_mut()), WS_ERR_INVALID_ARGUMENT);
+    assert_eq!(
+        ws_get_stats(h, std::ptr::null_mut()),
+        WS_ERR_INVALID_ARGUMENT
+    );
     let mut tiny = ws_stats::default();
     assert_eq!(ws_get_stats(h, &mut tiny), WS_ERR_INVALID_ARGUMENT);
     assert_eq!(ws_close(h), WS_OK);

@@ -51,6 +51,11 @@ pub struct ws_stats {
     pub connections: u32,
     /// Pongs received, asked for or not.
     pub pongs_received: u32,
+    /// Pings sent (`ws_ping`'s and keepalive's), and those answered by a
+    /// pong with the same payload (each answer sets `last_rtt_us`: wait for
+    /// this count to grow to know a ping's round trip is in).
+    pub pings_sent: u32,
+    pub pings_answered: u32,
 }
 
 /// Fills `*out` with the socket's statistics, up to `out->size` bytes, and
@@ -104,6 +109,8 @@ pub extern "C" fn ws_get_stats(socket: ws_handle, out: *mut ws_stats) -> c_int {
             payload_bytes_received: s.payload_bytes_received,
             connections: s.connections,
             pongs_received: s.pongs_received,
+            pings_sent: s.pings_sent,
+            pings_answered: s.pings_answered,
         };
         // SAFETY: `out` has room for `size` >= `filled` bytes (the
         // contract above), `full` is a local of `size_of::<ws_stats>()` >=
@@ -151,7 +158,7 @@ mod tests {
     #[test]
     fn the_struct_has_no_padding_and_size_comes_first() {
         // Every byte copied out by ws_get_stats must be a field's.
-        let fields = 4 + 4 + 6 * 8 + 4 + 4 + 2 * 8 + 4 + 4;
+        let fields = 4 + 4 + 6 * 8 + 4 + 4 + 2 * 8 + 4 * 4;
         assert_eq!(std::mem::size_of::<ws_stats>(), fields);
         assert_eq!(std::mem::offset_of!(ws_stats, size), 0);
         assert_eq!(std::mem::offset_of!(ws_stats, bytes_sent), 8);

@@ -28,9 +28,13 @@ pub(crate) struct Stats {
     /// How many times the socket opened.
     pub connections: u32,
     pub pongs_received: u32,
+    /// Pings sent (the caller's and keepalive's) and those answered by a
+    /// pong with their payload, which set `last_rtt_us`.
+    pub pings_sent: u32,
+    pub pings_answered: u32,
 }
 
-const FIELDS: usize = 12;
+const FIELDS: usize = 14;
 
 /// The published totals: each field on its own, so a reader may see one
 /// pass's count of bytes with the previous pass's count of messages.
@@ -54,6 +58,8 @@ impl Stats {
             self.last_rtt_us.into(),
             self.connections.into(),
             self.pongs_received.into(),
+            self.pings_sent.into(),
+            self.pings_answered.into(),
         ]
     }
 
@@ -73,6 +79,8 @@ impl Stats {
             last_rtt_us: narrow(a[9]),
             connections: narrow(a[10]),
             pongs_received: narrow(a[11]),
+            pings_sent: narrow(a[12]),
+            pings_answered: narrow(a[13]),
         }
     }
 }
@@ -117,6 +125,8 @@ mod tests {
             last_rtt_us: u32::MAX,
             connections: 11,
             pongs_received: 12,
+            pings_sent: 13,
+            pings_answered: 14,
         };
         let shared = SharedStats::default();
         assert_eq!(shared.read(), Stats::default());

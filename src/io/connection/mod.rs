@@ -1128,6 +1128,7 @@ impl Connection {
         );
         let sent = ws.write(Message::Ping(Default::default()));
         self.stats.frames_sent += 1;
+        self.stats.pings_sent += 1;
         self.ping_out = Some((Vec::new(), now));
         match sent {
             Ok(()) => self.pump(ctx),
@@ -1149,6 +1150,7 @@ impl Connection {
         }
         let sent = ws.write(Message::Ping(payload.clone().into()));
         self.stats.frames_sent += 1;
+        self.stats.pings_sent += 1;
         self.ping_out = Some((payload, ctx.now()));
         match sent {
             Ok(()) => self.pump(ctx),
@@ -1165,6 +1167,7 @@ impl Connection {
             let (_, sent) = self.ping_out.take().expect("checked above");
             let us = sent.elapsed().as_micros();
             self.stats.last_rtt_us = u32::try_from(us).unwrap_or(u32::MAX);
+            self.stats.pings_answered += 1;
         }
     }
 
