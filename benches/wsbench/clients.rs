@@ -13,9 +13,10 @@
 //! figure's JSON (`--data json`), compared byte for byte: there the bytes
 //! went through two codecs and an echo that did not inflate them.
 
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::ptr::null_mut;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -165,6 +166,7 @@ fn plan(args: &Args, default_size: u64, binary: bool, window: u64) -> Plan {
 }
 
 /// `rtt --impl wsembed|tungstenite --port P --size S --count N --warmup W`
+/// `[--log-level 1..4]` (wsembed: a log callback that discards its lines)
 pub fn rtt(args: &Args) {
     let mut plan = plan(args, 16, false, 1);
     plan.warmup = args.num("warmup", 1000.min(plan.count));
@@ -190,11 +192,25 @@ fn run(args: &Args, what: &str, plan: &Plan) {
     if (plan.deflate || plan.json) && !implementation.starts_with("wsembed") {
         die("--deflate and --data json are for --impl wsembed only");
     }
+    // `--log-level 1` measures the cost of a log callback set at
+    // WS_LOG_ERROR (which a healthy run never calls).
+    let log_level = args.num("log-level", 0);
+    if log_level > 0 {
+        if !implementation.starts_with("wsembed") {
+            die("--log-level is for --impl wsembed only");
+        }
+        let status =
+            ffi::ws_set_log_callback(log_level as c_int, Some(discard_log_line), null_mut());
+        if status != ffi::WS_OK {
+            die(&format!("ws_set_log_callback: {}", last_error()));
+        }
+        implementation = format!("{implementation}-log{log_level}");
+    }
     // wsembed's run gives up before the watchdog fires, with its own
     // message: at half its time (300 s by default).
     let limit = Duration::from_secs(max_secs / 2);
     let plain = |(start, end): (Mark, Mark)| (start, end, Json::default());
-    let (start, end, extra) = match implementation.as_str() {
+    let (start, end, extra) = match implementation.split("-log").next().unwrap_or("") {
         "wsembed" => wsembed_run(port, plan, false, limit),
         "wsembed-dispatch" => wsembed_run(port, plan, true, limit),
         "tungstenite" => plain(tungstenite_run(port, plan)),
@@ -211,6 +227,8 @@ fn run(args: &Args, what: &str, plan: &Plan) {
 }
 
 // ----- wsembed, through the C ABI ------------------------------------------
+
+unsafe extern "C" fn discard_log_line(_: c_int, _: u64, _: *const c_char, _: *mut c_void) {}
 
 /// The state the callbacks share; reached through the userdata pointer.
 struct Shared {
