@@ -33,42 +33,70 @@ fn free_port() -> u16 {
 }
 
 /// Starts tinyproxy in the foreground with `extra` config lines.
+///
+/// The port is found free and then released, so another test of this
+/// binary may take it before tinyproxy binds it (tinyproxy then exits):
+/// the proxy counts as started only once it answered as tinyproxy, and
+/// another port is tried otherwise.
 fn tinyproxy(tag: &str, extra: &str) -> Tinyproxy {
     let dir = std::env::temp_dir().join(format!("wsembed-proxy-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let conf = dir.join("tinyproxy.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "Port {port}\nListen 127.0.0.1\nTimeout 30\nAllow 127.0.0.1\nMaxClients 300\n\
-             LogLevel Error\nLogFile \"{}\"\nDisableViaHeader Yes\n{extra}\n",
-            dir.join("tinyproxy.log").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("tinyproxy")
-        .arg("-d")
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tinyproxy is installed (Debian: apt-get install tinyproxy-bin)");
+    for _ in 0..5 {
+        let port = free_port();
+        let conf = dir.join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 30\nAllow 127.0.0.1\nMaxClients 300\n\
+                 LogLevel Error\nLogFile \"{}\"\nDisableViaHeader Yes\n{extra}\n",
+                dir.join("tinyproxy.log").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tinyproxy is installed (Debian: apt-get install tinyproxy-bin)");
+        if answers_as_tinyproxy(port, &mut child) {
+            return Tinyproxy {
+                child,
+                port,
+                _dir: dir,
+            };
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("tinyproxy did not start");
+}
+
+/// Waits until tinyproxy answers on `port`: true once a request there got
+/// tinyproxy's own answer, false if it exited or someone else answered.
+fn answers_as_tinyproxy(port: u16, child: &mut Child) -> bool {
+    use std::io::{Read, Write};
     let end = Instant::now() + DEADLINE;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < end,
-            "tinyproxy did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
+    while Instant::now() < end {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return false;
+        }
+        let Ok(mut probe) = TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        // Port 1 has no server: tinyproxy answers with an error page
+        // that names it (or asks for credentials, also naming it).
+        let _ = probe.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = probe.write_all(b"GET http://127.0.0.1:1/ HTTP/1.0\r\n\r\n");
+        let mut answer = Vec::new();
+        let _ = probe.read_to_end(&mut answer);
+        return String::from_utf8_lossy(&answer).contains("tinyproxy");
     }
-    Tinyproxy {
-        child,
-        port,
-        _dir: dir,
-    }
+    false
 }
 
 fn echo_through(url: &str, o: *const ws_options) {
