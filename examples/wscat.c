@@ -4,6 +4,7 @@
  *
  *   wscat URL [-H "Name: value"]... [-p subprotocol]... [--ca FILE]
  *         [--insecure] [--deflate] [--reconnect] [--binary]
+ *         [--proxy URL] [--no-proxy-env] [--no-proxy LIST] [--stats]
  *
  * Each line read from standard input is sent as one message (text, or
  * binary with --binary; the newline is not sent). Each message received is
@@ -13,7 +14,13 @@
  * the session across lost connections: each loss is reported ("connection
  * lost ... reconnecting in N ms") and lines typed meanwhile wait for the
  * next connection; a refusal that would recur, or a server's close 1000,
- * still ends it. Connection events
+ * still ends it. --proxy goes through an http://, https://, socks5:// or
+ * socks5h:// proxy ("" for none); without it the environment's ws_proxy,
+ * http_proxy, all_proxy... apply (as in curl), unless --no-proxy-env.
+ * --no-proxy lists the hosts to reach directly, replacing no_proxy and the
+ * exemption of loopback addresses from environment proxies. --stats prints
+ * the socket's counters (ws_get_stats) to standard error at the end, as
+ * one line of key=value pairs. Connection events
  * (connected, with the subprotocol and the extensions agreed; error;
  * closed with its code and reason) go to standard error, so that
  * standard output carries only messages. At the end of input (or on
@@ -35,6 +42,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -59,7 +67,8 @@ static struct {
     int clean;  /* the close event's was_clean */
     int binary; /* --binary: print binary messages raw */
     int reconnect; /* --reconnect */
-} st = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0};
+    int stats; /* --stats */
+} st = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0, 0};
 
 static int wake_pipe[2] = {-1, -1};
 static volatile sig_atomic_t interrupted;
@@ -238,9 +247,22 @@ static void wait_wake(void) {
 static void usage(FILE *to) {
     fprintf(to, "usage: wscat URL [-H \"Name: value\"]... [-p subprotocol]... [--ca FILE]\n"
                 "             [--insecure] [--deflate] [--reconnect] [--binary]\n"
+                "             [--proxy URL] [--no-proxy-env] [--no-proxy LIST] [--stats]\n"
                 "       wscat --version\n"
                 "Sends each line of standard input as a message and prints each message\n"
-                "received; events go to standard error. Ctrl-C or end of input closes.\n");
+                "received; events go to standard error. Ctrl-C or end of input closes.\n"
+                "  -H, --header \"Name: value\"  a header for the opening handshake\n"
+                "  -p, --protocol NAME         offer a subprotocol\n"
+                "  --ca FILE                   also trust the CA certificates in a PEM file\n"
+                "  --insecure                  do not check the server's certificate\n"
+                "  --deflate                   offer compression (permessage-deflate)\n"
+                "  --reconnect                 reconnect after a lost connection\n"
+                "  --binary                    send lines as binary, print binary raw\n"
+                "  --proxy URL                 an http://, https://, socks5:// or socks5h://\n"
+                "                              proxy; \"\" for none, whatever the environment says\n"
+                "  --no-proxy-env              ignore ws_proxy, http_proxy, all_proxy...\n"
+                "  --no-proxy LIST             hosts to reach directly (replaces no_proxy)\n"
+                "  --stats                     print the connection's counters at the end\n");
 }
 
 /* Reports a failed option setter; WS_ERR_UNSUPPORTED means this build of
@@ -307,6 +329,20 @@ static int parse_options(int argc, char **argv, ws_options *options, const char 
             st.reconnect = 1;
         } else if (strcmp(arg, "--binary") == 0) {
             st.binary = 1;
+        } else if (strcmp(arg, "--proxy") == 0 && has_value) {
+            status = ws_options_set_proxy(options, argv[++i]);
+            if (status != WS_OK)
+                return option_failed(status, "--proxy");
+        } else if (strcmp(arg, "--no-proxy-env") == 0) {
+            status = ws_options_set_proxy_env(options, false);
+            if (status != WS_OK)
+                return option_failed(status, "--no-proxy-env");
+        } else if (strcmp(arg, "--no-proxy") == 0 && has_value) {
+            status = ws_options_set_no_proxy(options, argv[++i]);
+            if (status != WS_OK)
+                return option_failed(status, "--no-proxy");
+        } else if (strcmp(arg, "--stats") == 0) {
+            st.stats = 1;
         } else if (arg[0] != '-' && *url == NULL) {
             *url = arg;
         } else {
@@ -320,6 +356,54 @@ static int parse_options(int argc, char **argv, ws_options *options, const char 
         return 2;
     }
     return 0;
+}
+
+/* The counters --stats prints, by offset and size rather than by name in
+ * code, so that print_stats can skip the ones a library did not fill. */
+#define STAT_FIELD(field) {#field, offsetof(ws_stats, field), sizeof(((ws_stats *)0)->field)}
+static const struct {
+    const char *name;
+    size_t offset, size;
+} stat_fields[] = {
+    STAT_FIELD(bytes_sent),         STAT_FIELD(bytes_received),
+    STAT_FIELD(messages_sent),      STAT_FIELD(messages_received),
+    STAT_FIELD(frames_sent),        STAT_FIELD(frames_received),
+    STAT_FIELD(payload_bytes_sent), STAT_FIELD(payload_bytes_received),
+    STAT_FIELD(handshake_ms),       STAT_FIELD(last_rtt_us),
+    STAT_FIELD(connections),        STAT_FIELD(pongs_received),
+    STAT_FIELD(pings_sent),         STAT_FIELD(pings_answered),
+};
+
+/* Prints "wscat: stats: key=value ..." on one line. A library older than
+ * this header fills fewer bytes (it says how many in `size`): only the
+ * fields it filled are printed, rather than zeros it never wrote. */
+static void print_stats(ws_handle ws) {
+    ws_stats stats;
+    size_t i;
+    memset(&stats, 0, sizeof stats);
+    stats.size = sizeof stats;
+    if (ws_get_stats(ws, &stats) != WS_OK) {
+        fprintf(stderr, "wscat: stats: %s\n", ws_last_error());
+        return;
+    }
+    flockfile(stderr);
+    fputs("wscat: stats:", stderr);
+    for (i = 0; i < sizeof stat_fields / sizeof stat_fields[0]; i++) {
+        const unsigned char *at = (const unsigned char *)&stats + stat_fields[i].offset;
+        uint64_t value;
+        if (stat_fields[i].offset + stat_fields[i].size > stats.size)
+            continue;
+        if (stat_fields[i].size == sizeof(uint64_t)) {
+            memcpy(&value, at, sizeof value);
+        } else {
+            uint32_t narrow;
+            memcpy(&narrow, at, sizeof narrow);
+            value = narrow;
+        }
+        fprintf(stderr, " %s=%" PRIu64, stat_fields[i].name, value);
+    }
+    fputc('\n', stderr);
+    funlockfile(stderr);
 }
 
 /* Sends one line. A full send queue is waited out (the peer is slow);
@@ -473,6 +557,8 @@ int main(int argc, char **argv) {
     pthread_mutex_lock(&st.lock);
     ok = st.clean && !st.failed;
     pthread_mutex_unlock(&st.lock);
+    if (st.stats)
+        print_stats(ws);
     ws_free(ws);
     ws_shutdown();
     close(wake_pipe[0]);

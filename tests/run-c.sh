@@ -14,7 +14,8 @@
 #   - drives wscat through pipes: echo, binary, refused and bad URLs, a
 #     handshake refused with 401 or 503 (status, headers and body shown),
 #     headers and subprotocol, a server-side close, Ctrl-C, TLS options,
-#     compression (--deflate);
+#     compression (--deflate), proxies (--proxy through a CONNECT proxy
+#     written here, the environment's, --no-proxy-env), counters (--stats);
 #   - installs the library with examples/install.sh into a temporary prefix
 #     and builds programs against it through pkg-config (shared, static,
 #     C++) and through the CMake example (examples/cmake).
@@ -196,6 +197,63 @@ while True:
 EOF
 start_server refusing_url python3 "$out/refusing_server.py"
 
+cat >"$out/connect_proxy.py" <<'EOF'
+# An HTTP CONNECT proxy for wscat --proxy: appends "CONNECT host:port" to
+# the file named by argv[1] for each tunnel, then relays it. Whatever host
+# is asked for, it connects to 127.0.0.1 (the test servers' address).
+import socket, sys, threading
+
+log = sys.argv[1]
+
+def relay(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+def serve(client):
+    with client:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = client.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        head, _, rest = request.partition(b"\r\n\r\n")
+        method, target = head.split(b" ")[:2]
+        if method != b"CONNECT":
+            client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            return
+        with open(log, "a") as f:
+            f.write("CONNECT %s\n" % target.decode())
+        port = int(target.rsplit(b":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as upstream:
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            if rest:
+                upstream.sendall(rest)
+            back = threading.Thread(target=relay, args=(upstream, client), daemon=True)
+            back.start()
+            relay(client, upstream)
+            back.join()
+
+listener = socket.create_server(("127.0.0.1", 0))
+print("listening on http://127.0.0.1:%d" % listener.getsockname()[1], flush=True)
+while True:
+    threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
+EOF
+proxy_log=$out/proxy.log
+: >"$proxy_log"
+start_server proxy_url python3 "$out/connect_proxy.py" "$proxy_log"
+
 # A port on 127.0.0.1 with nothing listening (bound, then released).
 refused=ws://127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')/
 
@@ -222,6 +280,7 @@ run_tests() {
     check "$label: tests/cpp/wrapper_test" timeout $limit "$@" "$out/$variant/wrapper_test" "$url" "$pyurl"
     check "$label: wscat through a pipe" wscat_pipe "$@" "$out/$variant/wscat"
     check "$label: wscat prints an HTTP refusal" wscat_http_refusal "$@" "$out/$variant/wscat"
+    check "$label: wscat --stats counts the lines" wscat_stats "$@" "$out/$variant/wscat"
 }
 
 # wscat_pipe [PREFIX...] WSCAT: two lines in, their echoes out, a clean close.
@@ -231,6 +290,28 @@ wscat_pipe() {
     cat "$out/wscat.err"
     [ "$got" = $'first line\nsecond ✓\nno newline at the end' ] &&
         grep -q 'closed: code 1000, reason "", clean' "$out/wscat.err"
+}
+
+# wscat_stats [PREFIX...] WSCAT: N lines sent, N echoed: one stats line on
+# standard error with the exact message counts; a refused connection still
+# gets its line, with nothing counted.
+wscat_stats() {
+    local got line rc=0
+    got=$(printf 'one\ntwo\nthree ✓\n' | timeout $limit "$@" --stats "$url" 2>"$out/stats.err")
+    cat "$out/stats.err"
+    line=$(grep '^wscat: stats: ' "$out/stats.err") || return 1
+    [ "$got" = $'one\ntwo\nthree ✓' ] && [ "$(grep -c '^wscat: stats: ' "$out/stats.err")" = 1 ] &&
+        [[ " $line " == *" messages_sent=3 "* ]] && [[ " $line " == *" messages_received=3 "* ]] &&
+        [[ " $line " == *" payload_bytes_sent=15 "* ]] && [[ " $line " == *" connections=1 "* ]] &&
+        [[ " $line " =~ \ bytes_sent=[1-9][0-9]*\  ]] && [[ " $line " =~ \ bytes_received=[1-9][0-9]*\  ]] &&
+        [[ " $line " =~ \ handshake_ms=[0-9]+\  ]] && [[ " $line " =~ \ last_rtt_us=[0-9]+\  ]] || return 1
+    # Without --stats, no such line.
+    printf 'x\n' | timeout $limit "$@" "$url" 2>"$out/stats.err" >/dev/null
+    cat "$out/stats.err"
+    ! grep -q 'stats' "$out/stats.err" || return 1
+    timeout $limit "$@" --stats "$refused" </dev/null 2>"$out/stats.err" || rc=$?
+    cat "$out/stats.err"
+    [ $rc = 1 ] && grep -q '^wscat: stats: .* messages_sent=0 .* connections=0 ' "$out/stats.err"
 }
 
 # wscat_http_refusal [PREFIX...] WSCAT: a 401 and a 503 answered instead of
@@ -376,6 +457,53 @@ wscat_sigint() {
     [ $rc = 0 ] && grep -q 'closed: code 1000, reason "", clean' "$out/err"
 }
 check "wscat: Ctrl-C closes with 1000 and exits 0" wscat_sigint
+
+# --proxy: through the CONNECT proxy, which logs the tunnel it made.
+wscat_proxy() {
+    local got before server=${url#ws://} nobody=${refused#ws://} rc=0
+    before=$(wc -l <"$proxy_log")
+    got=$(printf 'through the proxy\n' | timeout $limit "$wscat" --proxy "$proxy_url" --stats "$url" 2>"$out/err")
+    cat "$out/err"
+    [ "$got" = 'through the proxy' ] && grep -q 'closed: code 1000, reason "", clean' "$out/err" &&
+        grep -q ' messages_sent=1 ' "$out/err" || return 1
+    [ "$(wc -l <"$proxy_log")" = $((before + 1)) ] &&
+        [ "$(tail -n 1 "$proxy_log")" = "CONNECT ${server%/}" ] || return 1
+    # A proxy where nothing listens: a connect error naming its address
+    # (not the server's); exit 1.
+    timeout $limit "$wscat" --proxy "http://${nobody%/}" "$url" </dev/null 2>"$out/err" || rc=$?
+    cat "$out/err"
+    [ $rc = 1 ] && grep -q "error: .*${nobody%/}.*\[connection failed\]" "$out/err" &&
+        ! grep -q "error: .*${server%/}" "$out/err" || return 1
+    # Not a proxy URL: a usage error, exit 2, before connecting.
+    rc=0
+    "$wscat" --proxy ftp://127.0.0.1:1 "$url" </dev/null 2>"$out/err" || rc=$?
+    cat "$out/err"
+    [ $rc = 2 ] && grep -q '^wscat: --proxy: ' "$out/err"
+}
+check "wscat --proxy: through an HTTP CONNECT proxy; unreachable and bad proxies" wscat_proxy
+
+# The environment's proxy, which skips loopback servers unless --no-proxy
+# says otherwise ("": no host exempt); --no-proxy-env and --proxy ""
+# ignore it.
+wscat_proxy_env() {
+    local got before mode flags
+    for mode in env no-env none; do
+        flags=(--no-proxy "")
+        [ $mode = no-env ] && flags+=(--no-proxy-env)
+        [ $mode = none ] && flags+=(--proxy "")
+        before=$(wc -l <"$proxy_log")
+        got=$(printf '%s\n' "$mode" |
+            env ws_proxy="$proxy_url" timeout $limit "$wscat" "${flags[@]}" "$url" 2>"$out/err")
+        cat "$out/err"
+        [ "$got" = "$mode" ] && grep -q 'closed: code 1000, reason "", clean' "$out/err" || return 1
+        if [ $mode = env ]; then
+            [ "$(wc -l <"$proxy_log")" = $((before + 1)) ] || return 1
+        else
+            [ "$(wc -l <"$proxy_log")" = "$before" ] || return 1
+        fi
+    done
+}
+check "wscat --no-proxy-env, --proxy \"\": the environment's proxy, then none" wscat_proxy_env
 
 # --ca and --insecure: WS_ERR_UNSUPPORTED said plainly without TLS; with
 # TLS a missing CA file fails the open, and --insecure is accepted.

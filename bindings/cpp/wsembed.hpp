@@ -39,6 +39,8 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -244,6 +246,10 @@ struct ReconnectingEvent {
     std::size_t dropped;
 };
 
+/** A socket's counters (ws_get_stats): the C struct itself, so every field
+ * a newer header appends is there without a wrapper change. */
+using Stats = ws_stats;
+
 /**
  * A non-owning reference to a socket: what callbacks receive, and what
  * WebSocket::ref() gives. Copying it copies the handle number; using it
@@ -300,6 +306,28 @@ public:
     /** Removes a header from the next opening handshakes. */
     void remove_header(std::string_view name) const {
         detail::check(ws_set_header(handle_, detail::c_string(name, "header name").c_str(), nullptr));
+    }
+
+    /** Sends a ping now, ahead of queued messages, with at most 125 bytes
+     * of payload; its pong sets Stats::last_rtt_us (wait for
+     * Stats::pings_answered to grow to know it is in). Throws Error:
+     * WS_ERR_INVALID_STATE unless open, WS_ERR_INVALID_ARGUMENT over 125
+     * bytes. See ws_ping. */
+    void ping(std::string_view payload = {}) const {
+        detail::check(ws_ping(handle_, payload.data(), payload.size()));
+    }
+
+    /** What the socket has moved, over all its connections (see ws_stats
+     * for each field); readable after the close too, until the socket is
+     * freed. Counters are published by the IO thread after each step, so
+     * they may trail the wire by one step. */
+    Stats stats() const {
+        /* Zeroed first: a library older than this header fills only the
+         * fields it knows, and says how many bytes in `size`. */
+        Stats out{};
+        out.size = sizeof out;
+        detail::check(ws_get_stats(handle_, &out));
+        return out;
     }
 
     ReadyState ready_state() const {
@@ -456,6 +484,13 @@ public:
         detail::check(ws_options_set_connect_timeout_ms(options_, detail::milliseconds(ms, "connect timeout")));
         return *this;
     }
+    /** How long one address gets before the next is tried beside it
+     * (default 250 ms, RFC 8305); 0 tries one address at a time. */
+    Options &happy_eyeballs_delay(std::chrono::milliseconds ms) {
+        detail::check(ws_options_set_happy_eyeballs_delay_ms(options_,
+                                                             detail::milliseconds(ms, "happy eyeballs delay")));
+        return *this;
+    }
     Options &close_timeout(std::chrono::milliseconds ms) {
         detail::check(ws_options_set_close_timeout_ms(options_, detail::milliseconds(ms, "close timeout")));
         return *this;
@@ -499,7 +534,9 @@ public:
         detail::check(ws_options_set_insecure_skip_verify(options_, skip));
         return *this;
     }
-    /** Tunnels through a proxy: http:// (CONNECT), socks5:// or socks5h://;
+    /** Tunnels through a proxy: http:// or https:// (CONNECT; https:// is
+     * TLS to the proxy, checked with ca_file/insecure_skip_verify as for the
+     * server), socks5:// or socks5h://;
      * "" for none, whatever the environment says. See ws_options_set_proxy. */
     Options &proxy(std::string_view proxy_url) {
         detail::check(ws_options_set_proxy(options_, detail::c_string(proxy_url, "proxy URL").c_str()));
@@ -741,6 +778,8 @@ public:
     using SocketRef::response_body;
     using SocketRef::response_header;
     using SocketRef::response_status;
+    using SocketRef::ping;
+    using SocketRef::stats;
     using SocketRef::send;
     using SocketRef::send_binary;
     using SocketRef::url;
@@ -787,6 +826,106 @@ private:
         throw Error(status, message);
     }
 };
+
+/** A log handler: the level (WS_LOG_ERROR .. WS_LOG_DEBUG), the socket the
+ * line is about (0 for none) and the line, valid only during the call. */
+using LogHandler = std::function<void(int level, ws_handle socket, std::string_view message)>;
+
+namespace detail {
+
+/* What set_log_handler was last asked for. The library is given one
+ * trampoline with no userdata, and the trampoline reads the handler from
+ * here, so the std::function's lifetime rests on the shared_ptr, not on
+ * the order in which concurrent setters reach the library. */
+struct LogState {
+    std::mutex mutex; /* never held while calling the handler or wsembed */
+    std::shared_ptr<const LogHandler> handler; /* empty: off */
+    int max_level = 0;
+    std::uint64_t version = 0; /* bumped by every set_log_handler */
+};
+
+/* Never destroyed: the IO thread may log during static destruction. */
+inline LogState &log_state() {
+    static LogState *const state = new LogState();
+    return *state;
+}
+
+inline void call_log(int level, ws_handle socket, const char *message, void *) noexcept {
+    std::shared_ptr<const LogHandler> handler;
+    {
+        std::lock_guard<std::mutex> lock(log_state().mutex);
+        handler = log_state().handler;
+    }
+    if (handler)
+        (*handler)(level, socket, std::string_view(message));
+}
+
+} // namespace detail
+
+/**
+ * Sets the process-wide log handler: `handler` gets every line of
+ * wsembed's log up to `max_level` (WS_LOG_ERROR, WS_LOG_WARN, WS_LOG_INFO
+ * or WS_LOG_DEBUG; any other level throws Error(WS_ERR_INVALID_ARGUMENT)
+ * and keeps the handler in place). An empty function turns logging off
+ * (the default; `max_level` is then ignored). A new call replaces the
+ * handler for every socket. The text is for people: do not parse it.
+ *
+ * The handler is called on wsembed's IO thread, or on the thread of the
+ * wsembed call a line is about, concurrently with event callbacks and
+ * with itself: it must be thread-safe, quick (every socket waits while it
+ * runs on the IO thread) and must not throw (std::terminate). It may call
+ * any wsembed function, this one included.
+ *
+ * The wrapper keeps the std::function alive until it is replaced. When
+ * this returns, the handler it replaced is in no call on another thread
+ * and has been destroyed, here or on the thread of the call that was
+ * still running it; called from inside that handler, it goes once that
+ * call returns. (While another thread sets a handler at the same time, a
+ * call that began before that thread's setter may still be running.) Any
+ * thread; concurrent calls end with the last one's handler and level.
+ */
+inline void set_log_handler(int max_level, LogHandler handler) {
+    detail::LogState &state = detail::log_state();
+    std::shared_ptr<const LogHandler> box;
+    if (handler) {
+        box = std::make_shared<const LogHandler>(std::move(handler));
+        /* The library judges the level; refused, nothing has changed. */
+        const int status = ws_set_log_callback(max_level, detail::call_log, nullptr);
+        if (status != WS_OK)
+            detail::throw_last_error(status);
+    }
+    {
+        std::lock_guard<std::mutex> lock(state.mutex);
+        box.swap(state.handler);
+        state.max_level = max_level;
+        state.version++;
+    }
+    /* The replaced handler: destroyed outside the lock, since what it
+     * captured may run anything. A call still running holds its own copy. */
+    box.reset();
+    /* Setters racing on other threads may reach the library in another
+     * order than they updated `state`: whichever finds `state` changed
+     * after its call applies the newest request again, so the last call
+     * into the library always carries it. */
+    for (;;) {
+        bool on;
+        int level;
+        std::uint64_t seen;
+        {
+            std::lock_guard<std::mutex> lock(state.mutex);
+            on = state.handler != nullptr;
+            level = state.max_level;
+            seen = state.version;
+        }
+        if (on)
+            ws_set_log_callback(level, detail::call_log, nullptr);
+        else
+            ws_set_log_callback(0, nullptr, nullptr);
+        std::lock_guard<std::mutex> lock(state.mutex);
+        if (state.version == seen)
+            return;
+    }
+}
 
 /** "MAJOR.MINOR.PATCH" of the loaded library. */
 inline std::string version() { return ws_version(); }

@@ -71,6 +71,24 @@ typedef struct ws_event {
   int32_t http_status;
 } ws_event;
 typedef void (*ws_callback)(ws_handle socket, const struct ws_event *event, void *userdata);
+typedef struct ws_stats {
+  uint32_t size;
+  uint32_t reserved;
+  uint64_t bytes_sent;
+  uint64_t bytes_received;
+  uint64_t messages_sent;
+  uint64_t messages_received;
+  uint64_t frames_sent;
+  uint64_t frames_received;
+  uint32_t handshake_ms;
+  uint32_t last_rtt_us;
+  uint64_t payload_bytes_sent;
+  uint64_t payload_bytes_received;
+  uint32_t connections;
+  uint32_t pongs_received;
+  uint32_t pings_sent;
+  uint32_t pings_answered;
+} ws_stats;
 ws_dispatcher ws_dispatcher_new(void);
 int ws_dispatcher_fd(ws_dispatcher dispatcher);
 int ws_dispatch(ws_dispatcher dispatcher, int timeout_ms, size_t max_events);
@@ -86,6 +104,7 @@ void ws_options_free(struct ws_options *options);
 int ws_options_add_protocol(struct ws_options *options, const char *subprotocol);
 int ws_options_add_header(struct ws_options *options, const char *name, const char *value);
 int ws_options_set_connect_timeout_ms(struct ws_options *options, uint32_t ms);
+int ws_options_set_happy_eyeballs_delay_ms(struct ws_options *options, uint32_t ms);
 int ws_options_set_close_timeout_ms(struct ws_options *options, uint32_t ms);
 int ws_options_set_ping_interval_ms(struct ws_options *options, uint32_t ms);
 int ws_options_set_pong_timeout_ms(struct ws_options *options, uint32_t ms);
@@ -117,6 +136,8 @@ size_t ws_protocol(ws_handle socket, char *buf, size_t cap);
 size_t ws_url(ws_handle socket, char *buf, size_t cap);
 size_t ws_extensions(ws_handle socket, char *buf, size_t cap);
 int ws_response_status(ws_handle socket);
+int ws_get_stats(ws_handle socket, struct ws_stats *out);
+int ws_ping(ws_handle socket, const void *data, size_t len);
 ]]
 M._CDEF = CDEF
 
@@ -139,7 +160,10 @@ local function now()
     return tonumber(timespec.tv_sec) + tonumber(timespec.tv_nsec) * 1e-9
 end
 
--- The constants of include/wsembed.h, by their C names.
+-- The constants of include/wsembed.h, by their C names. The WS_LOG_*
+-- levels are here for completeness only: ws_set_log_callback calls its
+-- callback on wsembed's IO thread, where a LuaJIT callback cannot run, so
+-- this module does not offer it.
 local C = {
     WS_OK = 0,
     WS_ERR_INVALID_HANDLE = -1,
@@ -159,6 +183,10 @@ local C = {
     WS_ERR_PROTOCOL = -25,
     WS_ERR_IO = -26,
     WS_ERR_PROXY = -27,
+    WS_LOG_ERROR = 1,
+    WS_LOG_WARN = 2,
+    WS_LOG_INFO = 3,
+    WS_LOG_DEBUG = 4,
     WS_CONNECTING = 0,
     WS_OPEN = 1,
     WS_CLOSING = 2,
@@ -435,6 +463,41 @@ local function release(key)
     lib.ws_free(handle)
 end
 
+-- The fields of ws_stats that ws:stats() returns, with their sizes.
+local STATS_FIELDS = {
+    { "bytes_sent", 8 },
+    { "bytes_received", 8 },
+    { "messages_sent", 8 },
+    { "messages_received", 8 },
+    { "frames_sent", 8 },
+    { "frames_received", 8 },
+    { "handshake_ms", 4 },
+    { "last_rtt_us", 4 },
+    { "payload_bytes_sent", 8 },
+    { "payload_bytes_received", 8 },
+    { "connections", 4 },
+    { "pongs_received", 4 },
+    { "pings_sent", 4 },
+    { "pings_answered", 4 },
+}
+
+local function read_stats(handle)
+    local out = ffi.new("ws_stats")
+    out.size = ffi.sizeof(out)
+    check(lib.ws_get_stats(handle, out))
+    local stats = {}
+    for _, field in ipairs(STATS_FIELDS) do
+        local name = field[1]
+        -- A library older than these declarations fills fewer bytes (and
+        -- says how many): a field it did not fill is left out, not 0.
+        if ffi.offsetof("ws_stats", name) + field[2] <= out.size then
+            -- Exact up to 2^53, which no counter reaches.
+            stats[name] = tonumber(out[name])
+        end
+    end
+    return stats
+end
+
 ---------------------------------------------------------------------------
 -- WebSocket objects.
 
@@ -614,6 +677,34 @@ function WebSocket:set_header(name, value)
     check(lib.ws_set_header(handle_of(self), tostring(name), value ~= nil and tostring(value) or nil))
 end
 
+--- ws:ping([data]): sends a ping now, ahead of queued messages, with the
+-- string `data` (at most 125 bytes, default "") as its payload; its pong
+-- sets last_rtt_us in ws:stats(). Raises WS_ERR_INVALID_STATE unless OPEN.
+function WebSocket:ping(data)
+    data = data or ""
+    if type(data) ~= "string" then
+        bad_argument("ping() takes a string, not " .. type(data))
+    end
+    check(lib.ws_ping(handle_of(self), data, #data))
+end
+
+--- ws:stats(): what the socket has moved, over all its connections, as a
+-- table of numbers named as the fields of ws_stats in include/wsembed.h:
+-- bytes_sent, bytes_received (on the wire), messages_sent,
+-- messages_received, frames_sent, frames_received, payload_bytes_sent,
+-- payload_bytes_received, handshake_ms, last_rtt_us, connections,
+-- pongs_received, pings_sent, pings_answered (wait for it to grow to know
+-- a ping's round trip is in). Published by wsembed's IO thread as it
+-- works, so they may trail the wire by a step. Still readable after close
+-- and free() (the counts at free()).
+function WebSocket:stats()
+    local handle = handles[self._key]
+    if handle == nil and self._stats then
+        return self._stats
+    end
+    return read_stats(handle_of(self))
+end
+
 --- ws:free(): releases the native socket now (an open one is closed with
 -- 1001 in the background, without further events). Idempotent.
 function WebSocket:free()
@@ -622,6 +713,10 @@ function WebSocket:free()
         self._protocol = read_string(lib.ws_protocol, handle)
         self._extensions = read_string(lib.ws_extensions, handle)
         self._response_status = tonumber(lib.ws_response_status(handle))
+        -- free() must free even if the counters cannot be read (a
+        -- library without ws_get_stats): they are a nicety here.
+        local ok, stats = pcall(read_stats, handle)
+        self._stats = ok and stats or nil
         release(self._key)
     end
 end
@@ -630,6 +725,9 @@ end
 -- the Python binding), sizes in bytes.
 local OPTIONS = {
     connect_timeout = { "ws_options_set_connect_timeout_ms", 1000 },
+    -- Seconds one address of the server gets before the next is tried
+    -- beside it (default 0.25, RFC 8305); 0: one at a time.
+    happy_eyeballs_delay = { "ws_options_set_happy_eyeballs_delay_ms", 1000 },
     close_timeout = { "ws_options_set_close_timeout_ms", 1000 },
     ping_interval = { "ws_options_set_ping_interval_ms", 1000 },
     pong_timeout = { "ws_options_set_pong_timeout_ms", 1000 },

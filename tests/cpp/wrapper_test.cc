@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -626,6 +627,220 @@ void deflate() {
     CHECK(extensions.find("client_no_context_takeover") != std::string::npos);
 }
 
+/* Polls the socket's counters until pred(stats) holds or the deadline:
+ * they are published by the IO thread, with no event to wait on. */
+template <class P> bool wait_stats(const WebSocket &ws, P pred) {
+    const auto until = std::chrono::steady_clock::now() + test::deadline;
+    while (!pred(ws.stats())) {
+        if (std::chrono::steady_clock::now() > until)
+            return false;
+        std::this_thread::sleep_for(2ms);
+    }
+    return true;
+}
+
+void stats_and_ping() {
+    Record rec;
+    WebSocket ws(g_url, Options().happy_eyeballs_delay(100ms));
+    rec.watch(ws);
+    CHECK(rec.wait_open());
+    const wsembed::Stats opened = ws.stats();
+    CHECK(opened.size == sizeof(ws_stats));
+    CHECK(opened.connections == 1);
+    CHECK(opened.messages_sent == 0 && opened.messages_received == 0);
+    CHECK(opened.bytes_sent > 0 && opened.bytes_received > 0); /* the handshake */
+
+    const std::string texts[] = {"one", "two ✓", std::string(300, 'x')};
+    const std::vector<std::uint8_t> binary{0, 1, 2, 255};
+    std::uint64_t payload = binary.size();
+    for (const auto &text : texts) {
+        ws.send(text);
+        payload += text.size();
+    }
+    ws.send_binary(binary);
+    CHECK(rec.wait_messages(4));
+    /* The received-message counts are published before each callback, the
+     * other fields once per pass over the socket: wait for all of them. */
+    CHECK(wait_stats(ws, [&](const wsembed::Stats &s) {
+        return s.messages_sent >= 4 && s.messages_received >= 4 && s.frames_sent >= 4 && s.frames_received >= 4 &&
+               s.payload_bytes_sent >= payload && s.bytes_sent > opened.bytes_sent + payload &&
+               s.bytes_received > opened.bytes_received + payload;
+    }));
+    const wsembed::Stats after = ws.stats();
+    CHECK(after.messages_sent == 4);
+    CHECK(after.messages_received == 4);
+    CHECK(after.payload_bytes_sent == payload);
+    CHECK(after.payload_bytes_received == payload);
+    CHECK(after.frames_sent >= 4 && after.frames_received >= 4);
+    /* Masked frames with headers: more on the wire than the payload. */
+    CHECK(after.bytes_sent > opened.bytes_sent + payload);
+    CHECK(after.bytes_received > opened.bytes_received + payload);
+
+    /* No ping answered yet; then one, timed by its pong. */
+    CHECK(after.pings_sent == 0 && after.pongs_received == 0 && after.last_rtt_us == 0);
+    ws.ping("rtt");
+    CHECK(wait_stats(ws, [](const wsembed::Stats &s) { return s.pings_answered >= 1; }));
+    const wsembed::Stats ponged = ws.stats();
+    CHECK(ponged.pings_sent == 1 && ponged.pings_answered == 1);
+    CHECK(ponged.pongs_received == 1);
+    CHECK(ponged.last_rtt_us > 0);
+    CHECK(ponged.messages_sent == 4 && ponged.messages_received == 4); /* a ping is no message */
+    ws.ping(); /* empty payload */
+    ws.ping(std::string(125, 'p'));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [&] { ws.ping(std::string(126, 'p')); }));
+    CHECK(wait_stats(ws, [](const wsembed::Stats &s) { return s.pings_answered >= 2; }));
+    CHECK(ws.stats().pings_sent >= 2); /* not 3 if the empty ping was replaced before it went out */
+
+    ws.close(1000, "done");
+    CHECK(rec.wait_close());
+    CHECK(throws(WS_ERR_INVALID_STATE, [&] { ws.ping(); }));
+    /* Still readable once closed, from a SocketRef too. */
+    const wsembed::Stats closed = ws.ref().stats();
+    CHECK(closed.messages_sent == 4 && closed.connections == 1);
+    CHECK(closed.frames_sent > after.frames_sent); /* pings and the close frame */
+
+    WebSocket moved(std::move(ws));
+    CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { ws.stats(); }));
+    CHECK(throws(WS_ERR_INVALID_HANDLE, [&] { ws.ping(); }));
+    CHECK(moved.stats().messages_received == 4);
+}
+
+void happy_eyeballs() {
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { Options().happy_eyeballs_delay(-1ms); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { Options().happy_eyeballs_delay(std::chrono::hours(24 * 60)); }));
+    /* 0: one address at a time; 5 ms counts as 10; both connect. */
+    for (const auto delay : {0ms, 5ms, 250ms}) {
+        Record rec;
+        WebSocket ws(g_url, Options().happy_eyeballs_delay(delay));
+        rec.watch(ws);
+        CHECK(rec.wait_open());
+        ws.close();
+        CHECK(rec.wait_close());
+    }
+}
+
+/* Lines the log handler got, shared with the IO thread. */
+struct LogLines {
+    test::Waiter waiter;
+    std::vector<std::tuple<int, ws_handle, std::string>> lines;
+
+    std::size_t about(ws_handle socket) {
+        return waiter.read([&] {
+            std::size_t n = 0;
+            for (const auto &line : lines)
+                n += std::get<1>(line) == socket;
+            return n;
+        });
+    }
+};
+
+/* Opens a socket to the echo server and closes it once open. */
+ws_handle open_and_close() {
+    Record rec;
+    WebSocket ws(g_url);
+    rec.watch(ws);
+    CHECK(rec.wait_open());
+    ws.close();
+    CHECK(rec.wait_close());
+    return ws.capi();
+}
+
+void log_handler() {
+    const int live_before = Tracker::live();
+    auto log = std::make_shared<LogLines>();
+    {
+        Tracker tracker;
+        wsembed::set_log_handler(WS_LOG_INFO, [log, tracker](int level, ws_handle socket, std::string_view line) {
+            log->waiter.update([&] { log->lines.emplace_back(level, socket, std::string(line)); });
+        });
+    }
+    CHECK(Tracker::live() == live_before + 1); /* kept alive by the wrapper */
+
+    const ws_handle first = open_and_close();
+    CHECK(log->waiter.wait([&] {
+        for (const auto &line : log->lines)
+            if (std::get<1>(line) == first)
+                return true;
+        return false;
+    }));
+    log->waiter.read([&] {
+        for (const auto &[level, socket, text] : log->lines) {
+            CHECK(level >= WS_LOG_ERROR && level <= WS_LOG_INFO);
+            CHECK(!text.empty());
+            (void)socket;
+        }
+        return 0;
+    });
+
+    /* A refused level throws and leaves the handler in place. */
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::set_log_handler(0, [](int, ws_handle, std::string_view) {}); }));
+    CHECK(throws(WS_ERR_INVALID_ARGUMENT, [] { wsembed::set_log_handler(5, [](int, ws_handle, std::string_view) {}); }));
+    const ws_handle second = open_and_close();
+    CHECK(log->waiter.wait([&] {
+        for (const auto &line : log->lines)
+            if (std::get<1>(line) == second)
+                return true;
+        return false;
+    }));
+
+    /* An empty function turns logging off and releases the handler now. */
+    wsembed::set_log_handler(WS_LOG_DEBUG, nullptr);
+    CHECK(Tracker::live() == live_before);
+    const ws_handle third = open_and_close();
+    CHECK(log->about(third) == 0);
+
+    /* A handler that turns logging off from inside itself: no deadlock,
+     * and it is released once that call returns. */
+    auto once = std::make_shared<LogLines>();
+    {
+        Tracker tracker;
+        wsembed::set_log_handler(WS_LOG_DEBUG, [once, tracker](int level, ws_handle socket, std::string_view line) {
+            wsembed::set_log_handler(WS_LOG_ERROR, {});
+            once->waiter.update([&] { once->lines.emplace_back(level, socket, std::string(line)); });
+        });
+    }
+    open_and_close();
+    CHECK(once->waiter.wait([&] { return !once->lines.empty(); }));
+    const auto until = std::chrono::steady_clock::now() + test::deadline;
+    while (Tracker::live() != live_before && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(1ms);
+    CHECK(Tracker::live() == live_before);
+    const std::size_t seen = once->waiter.read([&] { return once->lines.size(); });
+    open_and_close();
+    CHECK(once->waiter.read([&] { return once->lines.size(); }) == seen);
+
+    /* Setters racing on several threads while lines flow: every handler
+     * they made is released, and the last call decides what is set. */
+    {
+        std::atomic<int> calls{0};
+        std::vector<std::thread> setters;
+        for (int t = 0; t < 4; t++)
+            setters.emplace_back([t, &calls] {
+                for (int i = 0; i < 25; i++) {
+                    Tracker tracker;
+                    if ((i + t) % 3 == 0)
+                        wsembed::set_log_handler(WS_LOG_DEBUG, nullptr);
+                    else
+                        wsembed::set_log_handler(WS_LOG_DEBUG, [tracker, &calls](int, ws_handle, std::string_view) {
+                            calls++;
+                        });
+                }
+            });
+        open_and_close();
+        for (auto &setter : setters)
+            setter.join();
+        wsembed::set_log_handler(WS_LOG_INFO, nullptr);
+        CHECK(Tracker::live() == live_before);
+    }
+    auto last = std::make_shared<LogLines>();
+    wsembed::set_log_handler(WS_LOG_INFO, [last](int level, ws_handle socket, std::string_view line) {
+        last->waiter.update([&] { last->lines.emplace_back(level, socket, std::string(line)); });
+    });
+    const ws_handle fourth = open_and_close();
+    CHECK(last->about(fourth) > 0);
+    wsembed::set_log_handler(WS_LOG_INFO, nullptr);
+}
+
 void second_unit() { CHECK(second_unit_echo(g_url)); }
 
 } // namespace
@@ -651,6 +866,9 @@ int main(int argc, char **argv) {
         {"reconnect, on_reconnecting and set_header", reconnect},
         {"destruction while messages flow", destruction_while_messages_flow},
         {"deflate options and extensions()", deflate},
+        {"stats() after an exchange, ping() and its round trip", stats_and_ping},
+        {"happy_eyeballs_delay option", happy_eyeballs},
+        {"set_log_handler: lines, levels, off, from inside", log_handler},
         {"second translation unit", second_unit},
     };
     int passed = 0, failed = 0;

@@ -417,6 +417,76 @@ test("close(code, reason) from the client", function()
     eq(rec.of("close")[1].code, 1006, "code")
 end)
 
+test("stats() after an exchange; ping() and its round trip", function()
+    local ws = websocket.WebSocket(ECHO_URL, nil, { happy_eyeballs_delay = 0.1 })
+    local rec = record(ws)
+    wait_until(rec.opened, "open")
+    local s = ws:stats()
+    eq(s.connections, 1, "connections once open")
+    eq(s.messages_sent, 0, "messages_sent once open")
+    assert(s.bytes_sent > 0 and s.bytes_received > 0, "the handshake's bytes")
+    local sent, payload = { "one", "two ✓", ("x"):rep(300) }, 0
+    for _, text in ipairs(sent) do
+        ws:send(text)
+        payload = payload + #text
+    end
+    ws:send_binary("\0\1\2\255")
+    payload = payload + 4
+    wait_until(function()
+        return #rec.of("message") == 4
+    end, "the echoes")
+    -- The received-message counts are published before each callback, the
+    -- other fields once per pass over the socket: wait for all of them.
+    wait_until(function()
+        local now = ws:stats()
+        return now.messages_sent >= 4 and now.messages_received >= 4 and now.frames_sent >= 4
+            and now.frames_received >= 4 and now.payload_bytes_sent >= payload
+    end, "the counters")
+    s = ws:stats()
+    eq(s.messages_sent, 4, "messages_sent")
+    eq(s.messages_received, 4, "messages_received")
+    eq(s.payload_bytes_sent, payload, "payload_bytes_sent")
+    eq(s.payload_bytes_received, payload, "payload_bytes_received")
+    assert(s.frames_sent >= 4 and s.frames_received >= 4, "frames")
+    eq(s.pongs_received, 0, "pongs before any ping")
+    eq(s.pings_sent, 0, "pings before any ping")
+    eq(s.last_rtt_us, 0, "last_rtt_us before any ping")
+    for _, name in ipairs({ "bytes_sent", "bytes_received", "frames_sent", "frames_received", "handshake_ms",
+        "last_rtt_us", "connections", "pongs_received", "pings_sent", "pings_answered" }) do
+        eq(type(s[name]), "number", name)
+    end
+
+    ws:ping("rtt")
+    wait_until(function()
+        return ws:stats().pings_answered >= 1
+    end, "the pong")
+    s = ws:stats()
+    eq(s.pings_sent, 1, "pings_sent")
+    eq(s.pings_answered, 1, "pings_answered")
+    eq(s.pongs_received, 1, "pongs_received")
+    assert(s.last_rtt_us > 0, "last_rtt_us: " .. s.last_rtt_us)
+    eq(s.messages_received, 4, "a pong is no message")
+    ws:ping()
+    ws:ping(("p"):rep(125))
+    raises(ws.ping, websocket.WS_ERR_INVALID_ARGUMENT, ws, ("p"):rep(126))
+    raises(ws.ping, websocket.WS_ERR_INVALID_ARGUMENT, ws, 42)
+    ws:close()
+    wait_until(rec.closed, "close")
+    raises(ws.ping, websocket.WS_ERR_INVALID_STATE, ws)
+    eq(ws:stats().messages_sent, 4, "messages_sent after close")
+    ws:free()
+    eq(ws:stats().messages_received, 4, "messages_received after free")
+    eq(#rec.of("message"), 4, "pongs are not delivered as messages")
+
+    -- Not open yet: no ping.
+    local hanging = websocket.WebSocket(HANG_URL, nil, { happy_eyeballs_delay = 0 })
+    raises(hanging.ping, websocket.WS_ERR_INVALID_STATE, hanging)
+    eq(hanging:stats().connections, 0, "connections before open")
+    hanging:free()
+    raises(websocket.WebSocket, websocket.WS_ERR_INVALID_ARGUMENT, ECHO_URL, nil, { happy_eyeballs_delay = -1 })
+    raises(websocket.WebSocket, websocket.WS_ERR_INVALID_ARGUMENT, ECHO_URL, nil, { happy_eyeballs_delay = "1" })
+end)
+
 ---------------------------------------------------------------------------
 -- Errors.
 
@@ -473,8 +543,12 @@ test("bad URLs raise at construction", function()
 end)
 
 test("misuse raises", function()
+    -- A server that never answers: against the echo server the handshake
+    -- can finish on the IO thread before the send below.
+    local hanging = websocket.WebSocket(HANG_URL)
+    raises(hanging.send, websocket.WS_ERR_INVALID_STATE, hanging, "not open yet")
+    hanging:free()
     local ws = websocket.WebSocket(ECHO_URL)
-    raises(ws.send, websocket.WS_ERR_INVALID_STATE, ws, "not open yet")
     raises(ws.send, websocket.WS_ERR_INVALID_ARGUMENT, ws, 42)
     raises(ws.bind, websocket.WS_ERR_INVALID_ARGUMENT, ws, "mesage", print)
     raises(ws.bind, websocket.WS_ERR_INVALID_ARGUMENT, ws, "message", "not a function")
