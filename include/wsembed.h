@@ -31,16 +31,6 @@
 
 
 /**
- * The most of a refusal's body that is kept.
- */
-#define MAX_BODY (64 * 1024)
-
-/**
- * How many kinds there are: the size of a socket's listener table.
- */
-#define KINDS 5
-
-/**
  * Success.
  */
 #define WS_OK 0

@@ -8,7 +8,7 @@
 //! to tungstenite only once it is whole.
 
 /// The most of a refusal's body that is kept.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 /// An answer head longer than this is not waited for: tungstenite refuses
 /// it.
 const MAX_HEAD: usize = 64 * 1024;

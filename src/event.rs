@@ -21,7 +21,7 @@ pub enum EventKind {
 }
 
 /// How many kinds there are: the size of a socket's listener table.
-pub const KINDS: usize = 5;
+pub(crate) const KINDS: usize = 5;
 
 impl EventKind {
     pub const ALL: [EventKind; KINDS] = [

@@ -129,7 +129,10 @@ fn an_unreachable_socks_proxy_is_a_connect_error_naming_it() {
     let o = options_with_proxy(&format!("socks5://127.0.0.1:{port}"));
     let (code, message) = failure("ws://127.0.0.1:9/", o);
     assert_eq!(code, WS_ERR_CONNECT);
-    assert!(message.contains(&port.to_string()), "{message}");
+    assert!(
+        message.contains(&format!("the proxy at 127.0.0.1:{port}")),
+        "{message}"
+    );
 }
 
 #[test]

@@ -194,10 +194,7 @@ impl Socket {
         if payload.len() > 125 {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
-                format!(
-                    "a ping carries at most 125 bytes, not {}",
-                    payload.len()
-                ),
+                format!("a ping carries at most 125 bytes, not {}", payload.len()),
             ));
         }
         if self.outbox.request_ping(payload.to_vec())? {

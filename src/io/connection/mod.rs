@@ -272,6 +272,10 @@ impl Connection {
             true => self.target.host.clone(),
             false => self.route.first_hop(&self.target).0.to_owned(),
         };
+        let what = match resolving_target {
+            true => "",
+            false => self.first_hop_kind().trim_end_matches("at "),
+        };
         match result {
             Ok(addrs) if !addrs.is_empty() => {
                 log_at!(
@@ -286,14 +290,14 @@ impl Connection {
                 );
                 self.connect(ctx, addrs)
             }
-            Ok(_) => self.fail(
-                ctx,
-                Failure::new(AsyncErrorKind::Dns, format!("{host:?} has no address")),
-            ),
-            Err(e) => self.fail(
-                ctx,
-                Failure::new(AsyncErrorKind::Dns, format!("cannot resolve {host:?}: {e}")),
-            ),
+            Ok(_) => {
+                let message = format!("{what}{host:?} has no address");
+                self.fail(ctx, Failure::new(AsyncErrorKind::Dns, message))
+            }
+            Err(e) => {
+                let message = format!("cannot resolve {what}{host:?}: {e}");
+                self.fail(ctx, Failure::new(AsyncErrorKind::Dns, message))
+            }
         }
     }
 
@@ -312,6 +316,7 @@ impl Connection {
     /// even begin; fails the connection when nothing is left to try.
     fn start_attempts(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now();
+        let to = self.first_hop_kind();
         let Phase::Connecting {
             attempts,
             race,
@@ -337,7 +342,7 @@ impl Connection {
                     break;
                 }
                 Err(e) => {
-                    let why = format!("cannot connect to {addr}: {e}");
+                    let why = format!("cannot connect to {to}{addr}: {e}");
                     log_at!(Debug, self.socket.handle, "{why}");
                     *last_error = Some(why);
                     race.failed();
@@ -353,9 +358,18 @@ impl Connection {
         }
     }
 
+    /// How connect errors name what they tried to reach.
+    fn first_hop_kind(&self) -> &'static str {
+        match self.route.proxy {
+            Some(_) => "the proxy at ",
+            None => "",
+        }
+    }
+
     /// Readiness while connecting: some connect finished one way or the
     /// other. The first to succeed wins and the others are closed.
     fn on_connecting_ready(&mut self, ctx: &mut Ctx<'_>) {
+        let to = self.first_hop_kind();
         let Phase::Connecting {
             attempts,
             race,
@@ -389,7 +403,7 @@ impl Connection {
                 }
                 Some(e) => {
                     let _ = ctx.registry.deregister(&mut stream);
-                    let why = format!("cannot connect to {addr}: {e}");
+                    let why = format!("cannot connect to {to}{addr}: {e}");
                     log_at!(Debug, self.socket.handle, "{why}");
                     *last_error = Some(why);
                     race.failed();
