@@ -1224,7 +1224,8 @@ size_t ws_response_body(ws_handle socket, void *buf, size_t cap);
  * each piece of work on the socket (the received-message counts before
  * each `message` callback), so they are cheap to keep and may lag the
  * wire by one such step; each field is exact on its own, and fields read
- * together may come from two consecutive steps. They stay readable after
+ * together may come from two consecutive steps, except that `last_rtt_us`
+ * is always at least as new as `pings_answered`. They stay readable after
  * the socket closed, until `ws_free`.
  *
  * `WS_ERR_INVALID_ARGUMENT` when `out` is NULL or `out->size` is under 4;

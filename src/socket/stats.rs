@@ -35,6 +35,8 @@ pub(crate) struct Stats {
 }
 
 const FIELDS: usize = 14;
+/// `pings_answered`'s place: published last (see `publish`).
+const ANSWERED: usize = FIELDS - 1;
 
 /// The published totals: each field on its own, so a reader may see one
 /// pass's count of bytes with the previous pass's count of messages.
@@ -87,9 +89,13 @@ impl Stats {
 
 impl SharedStats {
     pub fn publish(&self, stats: &Stats) {
-        for (field, value) in self.fields.iter().zip(stats.to_array()) {
+        let values = stats.to_array();
+        for (field, value) in self.fields[..ANSWERED].iter().zip(values) {
             field.store(value, Ordering::Relaxed);
         }
+        // Last, and released: a reader that sees a ping answered also sees
+        // its round trip.
+        self.fields[ANSWERED].store(values[ANSWERED], Ordering::Release);
     }
 
     /// Publishes the received-message counts alone: one message's worth
@@ -100,8 +106,10 @@ impl SharedStats {
     }
 
     pub fn read(&self) -> Stats {
-        Stats::from_array(std::array::from_fn(|i| {
-            self.fields[i].load(Ordering::Relaxed)
+        let answered = self.fields[ANSWERED].load(Ordering::Acquire);
+        Stats::from_array(std::array::from_fn(|i| match i {
+            ANSWERED => answered,
+            _ => self.fields[i].load(Ordering::Relaxed),
         }))
     }
 }
