@@ -21,6 +21,7 @@ another one to load instead.
 from . import errors, websocket
 from ._dispatcher import Dispatcher
 from ._ffi import lib as _lib, lib_path as library_path
+from ._stats import Stats
 from .blocking import connect
 from .errors import (
     ConnectionClosed,
@@ -40,6 +41,7 @@ __all__ = [
     "WebSocket",
     "Event",
     "Dispatcher",
+    "Stats",
     "connect",
     "aio",
     "errors",

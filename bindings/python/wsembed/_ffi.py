@@ -95,6 +95,32 @@ class ws_event(Structure):
     ]
 
 
+class ws_stats(Structure):
+    """What ``ws_get_stats`` fills. ``size`` goes in as ``sizeof(ws_stats)``
+    and comes back as the bytes filled: the struct only grows at its end,
+    so an older library leaves the fields it does not know at 0."""
+
+    _fields_ = [
+        ("size", c_uint32),
+        # Names the padding before the first u64, as the header does.
+        ("reserved", c_uint32),
+        ("bytes_sent", c_uint64),
+        ("bytes_received", c_uint64),
+        ("messages_sent", c_uint64),
+        ("messages_received", c_uint64),
+        ("frames_sent", c_uint64),
+        ("frames_received", c_uint64),
+        ("handshake_ms", c_uint32),
+        ("last_rtt_us", c_uint32),
+        ("payload_bytes_sent", c_uint64),
+        ("payload_bytes_received", c_uint64),
+        ("connections", c_uint32),
+        ("pongs_received", c_uint32),
+        ("pings_sent", c_uint32),
+        ("pings_answered", c_uint32),
+    ]
+
+
 # The userdata is an integer key into a Python table (see _callbacks), so
 # it is declared as void* and never dereferenced.
 ws_callback = CFUNCTYPE(None, ws_handle, POINTER(ws_event), c_void_p)
@@ -122,6 +148,7 @@ SIGNATURES = {
     "ws_options_add_protocol": ([_options, c_char_p], c_int),
     "ws_options_add_header": ([_options, c_char_p, c_char_p], c_int),
     "ws_options_set_connect_timeout_ms": ([_options, c_uint32], c_int),
+    "ws_options_set_happy_eyeballs_delay_ms": ([_options, c_uint32], c_int),
     "ws_options_set_close_timeout_ms": ([_options, c_uint32], c_int),
     "ws_options_set_ping_interval_ms": ([_options, c_uint32], c_int),
     "ws_options_set_pong_timeout_ms": ([_options, c_uint32], c_int),
@@ -176,6 +203,8 @@ SIGNATURES = {
     "ws_response_body": ([ws_handle, c_void_p, c_size_t], c_size_t),
     "ws_reconnect": ([ws_handle], c_int),
     "ws_set_header": ([ws_handle, c_char_p, c_char_p], c_int),
+    "ws_get_stats": ([ws_handle, POINTER(ws_stats)], c_int),
+    "ws_ping": ([ws_handle, c_void_p, c_size_t], c_int),
 }
 
 

@@ -21,7 +21,7 @@ import atexit
 import ctypes
 import weakref
 
-from . import _callbacks, _ffi, _log, errors
+from . import _callbacks, _ffi, _log, _stats, errors
 from ._dispatcher import Dispatcher
 from ._ffi import lib
 from ._options import cstring, native_options
@@ -187,6 +187,14 @@ class NativeState:
         ``b""`` for a 101 or before an answer."""
         return self._native.response_body
 
+    @property
+    def stats(self):
+        """What the socket has moved so far, over all its connections: a
+        :class:`~wsembed.Stats` snapshot, read again at each access. Still
+        readable once the socket is closed or freed (then as it was when
+        freed)."""
+        return self._native.stats
+
 
 class NativeSocket:
     """Owns one ``ws_handle``. Not public: see ``wsembed.websocket``.
@@ -206,6 +214,7 @@ class NativeSocket:
         "_protocol",
         "_extensions",
         "_response",
+        "_stats",
         "_dispatcher",
         "_trampoline",
         "__weakref__",
@@ -247,6 +256,8 @@ class NativeSocket:
         self._extensions = None
         # (status, body) of the handshake's answer, kept once freed.
         self._response = None
+        # The last statistics, kept once freed.
+        self._stats = None
 
     @property
     def handle(self):
@@ -327,6 +338,18 @@ class NativeSocket:
         reason_bytes = None if reason is None else cstring(reason, "close reason")
         errors.check(lib.ws_close_ex(self._handle, code, reason_bytes))
 
+    def ping(self, data=b""):
+        """Sends a ping with ``data`` (``str`` as UTF-8, or bytes-like; at
+        most 125 bytes) as its payload. Its answer only shows in ``stats``."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        elif not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                "ping() takes str or a bytes-like object, not {}".format(type(data).__name__)
+            )
+        buffer, length = _as_buffer(data)
+        errors.check(lib.ws_ping(self._handle, buffer, length))
+
     def reconnect(self):
         errors.check(lib.ws_reconnect(self._handle))
 
@@ -349,6 +372,7 @@ class NativeSocket:
             # Where redirects led, if they did.
             self._url = _read_string(lib.ws_url, self._handle)
             self._response = (self.response_status, self.response_body)
+            self._stats = _stats.read(self._handle)
             self._finalizer()
 
     # ----- state --------------------------------------------------------
@@ -396,6 +420,18 @@ class NativeSocket:
             return self._response[1]
         handle = self._handle
         return _read_sized(lambda buf, cap: lib.ws_response_body(handle, buf, cap))
+
+    @property
+    def stats(self):
+        if self._stats is not None:
+            return self._stats
+        try:
+            return _stats.read(self._handle)
+        except errors.InvalidStateError:
+            # Freed by another thread since the check: it kept them.
+            if self._stats is not None:
+                return self._stats
+            raise
 
     @property
     def response_headers(self):

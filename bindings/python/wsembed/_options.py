@@ -28,6 +28,7 @@ _INT_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_int) - 1) - 1
 # The option names every constructor accepts, with their defaults in C.
 OPTION_NAMES = (
     "connect_timeout",  # seconds, default 30
+    "happy_eyeballs_delay",  # seconds before the next address joins, default 0.25; 0: in turn
     "close_timeout",  # seconds, default 5
     "ping_interval",  # seconds, default 0 (no pings)
     "pong_timeout",  # seconds, default: one ping interval
@@ -37,7 +38,7 @@ OPTION_NAMES = (
     "ca_pem",  # extra trust roots as PEM text
     "client_cert",  # (cert_pem_path, key_pem_path) for mutual TLS
     "insecure_skip_verify",  # DANGEROUS: accept any certificate (tests only)
-    "proxy",  # http://, socks5:// or socks5h://[user:pass@]host:port; "" for none
+    "proxy",  # http://, https://, socks5:// or socks5h://[user:pass@]host:port; "" for none
     "proxy_env",  # take the proxy from ws_proxy, http_proxy... (default True)
     "no_proxy",  # hosts to reach directly, replacing no_proxy and the loopback exemption
     "max_redirects",  # HTTP redirects of the handshake to follow, default 0
@@ -148,7 +149,13 @@ def _apply(options, protocols, headers, settings):
     def given(name):
         return settings.get(name) is not None
 
-    for name in ("connect_timeout", "close_timeout", "ping_interval", "pong_timeout"):
+    for name in (
+        "connect_timeout",
+        "happy_eyeballs_delay",
+        "close_timeout",
+        "ping_interval",
+        "pong_timeout",
+    ):
         if given(name):
             setter = getattr(lib, "ws_options_set_{}_ms".format(name))
             errors.check(setter(options, milliseconds(settings[name], name)))

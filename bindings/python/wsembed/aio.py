@@ -24,9 +24,10 @@ bound a ``recv``. Messages are kept in Python until received.
 
 import asyncio
 import threading
+import time
 import weakref
 
-from . import _ffi, _options, _room, errors
+from . import _ffi, _options, _room, _stats, errors
 from ._dispatcher import Dispatcher
 from ._ffi import lib
 from ._events import payload
@@ -271,6 +272,40 @@ class Connection(NativeState, CloseState):
             except QueueFullError:
                 pauses = pauses or _room.pauses()
                 await asyncio.sleep(next(pauses))
+
+    async def ping(self, data=b"", timeout=_stats.DEFAULT_PING_TIMEOUT):
+        """Sends a ping with ``data`` (``str`` as UTF-8, or bytes-like; at
+        most 125 bytes) and returns the round trip in seconds (``float``)
+        once its pong came, as the IO thread timed it: the latency that
+        ``await (await ws.ping())`` gives in ``websockets``.
+
+        The C ABI has no pong event, so this polls ``stats`` every
+        millisecond (``asyncio.sleep``, the loop runs meanwhile) until
+        ``pings_answered`` grows; that step only delays the return, not the
+        measure. Waits at most ``timeout`` seconds (``None``: as long as it
+        takes), then raises ``TimeoutError`` (the built-in one, which
+        ``asyncio.TimeoutError`` is from Python 3.11 on). Raises
+        ``ConnectionClosed`` if the connection closes first,
+        ``InvalidStateError`` unless it is open, ``ValueError`` past 125
+        bytes. With ``ping_interval`` set, a keepalive ping's answer that
+        comes meanwhile may be the one measured.
+        """
+        native = self._native
+        answered = native.stats.pings_answered
+        native.ping(data)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        inbox = self._inbox
+        while True:
+            if native.stats.pings_answered > answered:
+                # Read again: one read loads last_rtt_us before
+                # pings_answered, so it can see the count of this ping's
+                # answer with the round trip of the one before.
+                return native.stats.last_rtt
+            if inbox.closed is not None:
+                raise inbox.closed_exception()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("no answer to the ping in {} s".format(timeout))
+            await asyncio.sleep(_stats.PING_POLL_INTERVAL)
 
     async def close(self, code=None, reason=None):
         """Closes (code 1000 or 3000-4999, reason at most 123 bytes), waits

@@ -15,7 +15,7 @@ it. Messages are kept in Python until received.
 import threading
 import time
 
-from . import _callbacks, _options, _room
+from . import _callbacks, _options, _room, _stats
 from ._inbox import CloseState, Inbox
 from ._native import NativeSocket, NativeState
 from .errors import ConnectionClosed, InvalidStatus, QueueFullError
@@ -57,7 +57,8 @@ class Connection(NativeState, CloseState):
     """A WebSocket connection used by blocking calls; made by :func:`connect`.
 
     Thread-safe: one thread may ``recv`` while others ``send``. Do not call
-    its waiting methods (``recv``, ``close``) from a wsembed callback.
+    its waiting methods (``recv``, ``ping``, ``close``) from a wsembed
+    callback.
     """
 
     def __init__(self, url, protocols=None, headers=None, **options):
@@ -141,6 +142,38 @@ class Connection(NativeState, CloseState):
                     raise
                 pauses = pauses or _room.pauses()
                 time.sleep(next(pauses))
+
+    def ping(self, data=b"", timeout=_stats.DEFAULT_PING_TIMEOUT):
+        """Sends a ping with ``data`` (``str`` as UTF-8, or bytes-like; at
+        most 125 bytes) and waits for its pong; returns the round trip in
+        seconds (``float``), as the IO thread timed it.
+
+        The C ABI has no pong event, so this polls ``stats`` every
+        millisecond until ``pings_answered`` grows; that step only delays
+        the return, not the measure. Waits at most ``timeout`` seconds
+        (``None``: as long as it takes), then raises ``TimeoutError``.
+        Raises ``ConnectionClosed`` if the connection closes first,
+        ``InvalidStateError`` unless it is open, ``ValueError`` past 125
+        bytes. With ``ping_interval`` set, a keepalive ping's answer that
+        comes meanwhile may be the one measured.
+        """
+        _refuse_on_io_thread("ping()")
+        native = self._native
+        answered = native.stats.pings_answered
+        native.ping(data)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        inbox = self._inbox
+        while True:
+            if native.stats.pings_answered > answered:
+                # Read again: one read loads last_rtt_us before
+                # pings_answered, so it can see the count of this ping's
+                # answer with the round trip of the one before.
+                return native.stats.last_rtt
+            if inbox.closed is not None:
+                raise inbox.closed_exception()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("no answer to the ping in {} s".format(timeout))
+            time.sleep(_stats.PING_POLL_INTERVAL)
 
     def close(self, code=None, reason=None):
         """Closes (code 1000 or 3000-4999, reason at most 123 bytes), waits

@@ -136,12 +136,18 @@ class WebSocket(NativeState):
     ``headers`` a mapping or list of pairs added to the opening handshake.
 
     Keyword options (``None`` keeps the library's default; times in
-    seconds, sizes in bytes): ``connect_timeout`` (30), ``close_timeout``
-    (5), ``ping_interval`` (0: no pings), ``pong_timeout`` (one ping
-    interval), ``max_message_size`` (64 MiB), ``max_send_queue`` (64 MiB),
-    ``ca_file`` and ``ca_pem`` (extra trust roots), ``client_cert`` (a
-    ``(cert_path, key_path)`` pair), ``insecure_skip_verify`` (DANGEROUS,
-    tests only), ``proxy`` (``http://``, ``socks5://`` or ``socks5h://[user:pass@]host:port``;
+    seconds, sizes in bytes): ``connect_timeout`` (30),
+    ``happy_eyeballs_delay`` (0.25: how long one of the server's addresses
+    gets before the next is tried alongside it, so a dead IPv6 route costs
+    that rather than the connect timeout; 0 tries them one at a time),
+    ``close_timeout`` (5), ``ping_interval`` (0: no pings), ``pong_timeout``
+    (one ping interval), ``max_message_size`` (64 MiB), ``max_send_queue``
+    (64 MiB), ``ca_file`` and ``ca_pem`` (extra trust roots), ``client_cert``
+    (a ``(cert_path, key_path)`` pair), ``insecure_skip_verify`` (DANGEROUS,
+    tests only), ``proxy`` (``http://``, ``https://``, ``socks5://`` or
+    ``socks5h://[user:pass@]host:port``; an ``https://`` proxy is reached
+    over TLS, checked with ``ca_file``, ``ca_pem`` and
+    ``insecure_skip_verify`` as the server is;
     ``""`` for none; by default the environment's ``ws_proxy``,
     ``http_proxy``..., which ``proxy_env=False`` ignores), ``no_proxy``
     (hosts to reach directly, replacing the environment's list and the
@@ -193,6 +199,9 @@ class WebSocket(NativeState):
     ``response_headers`` (case-insensitive, looked up by name) and
     ``response_body`` (a refusal's body). The headers can be read until
     the socket is freed; the status and body also after.
+
+    ``stats`` (a :class:`~wsembed.Stats`) counts what the socket moved;
+    ``ping()`` measures the connection's round trip into it.
     """
 
     CONNECTING = CONNECTING
@@ -246,6 +255,19 @@ class WebSocket(NativeState):
         pass ``max_send_queue``, ``ValueError`` for a message over
         ``max_message_size``."""
         self._native.send(data)
+
+    def ping(self, data=b""):
+        """Sends a ping now, ahead of queued messages, with ``data``
+        (``str`` as UTF-8, or bytes-like; at most 125 bytes, ``ValueError``
+        past that) as its payload; never blocks. Raises
+        ``InvalidStateError`` unless the socket is OPEN.
+
+        There is no pong event: when the peer's answer comes,
+        ``stats.pings_answered`` grows by one and ``stats.last_rtt`` is the
+        round trip (the blocking and asyncio clients' ``ping`` wait for
+        that). Pinging again before the answer measures from the latest
+        ping."""
+        self._native.ping(data)
 
     def close(self, code=None, reason=None):
         """Closes the connection: the closing handshake when OPEN (the
