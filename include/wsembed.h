@@ -230,8 +230,8 @@ typedef struct ws_event {
   const uint8_t *data;
   /**
    * MESSAGE: payload length in bytes; RECONNECTING: bytes that were
-   * queued and never written, dropped with the lost connection; 0 for
-   * other kinds.
+   * queued and never written, dropped with the lost connection;
+   * BUFFERED_AMOUNT_LOW: `bufferedAmount` now; 0 for other kinds.
    */
   size_t len;
   /**
@@ -402,6 +402,15 @@ typedef struct ws_stats {
  * follows (1006, not clean), with no `error`.
  */
 #define WS_EVENT_RECONNECTING 5
+
+/**
+ * `bufferedAmount` fell from above the socket's low threshold
+ * (`ws_set_buffered_amount_low_threshold`, default 0) to at or below it:
+ * room for more. `len`: `bufferedAmount` now. Fired once per fall, never
+ * while it stays low; nothing is watched for it unless a callback is
+ * bound. Not replayed to a callback bound late.
+ */
+#define WS_EVENT_BUFFERED_AMOUNT_LOW 6
 
 #ifdef __cplusplus
 extern "C" {
@@ -989,7 +998,7 @@ ws_handle ws_open_ex(const char *url, const struct ws_options *options);
 /**
  * Binds `callback(socket, event, userdata)` to events of `kind`
  * (`WS_EVENT_OPEN`, `WS_EVENT_MESSAGE`, `WS_EVENT_ERROR`, `WS_EVENT_CLOSE`,
- * `WS_EVENT_RECONNECTING`).
+ * `WS_EVENT_RECONNECTING`, `WS_EVENT_BUFFERED_AMOUNT_LOW`).
  *
  * Several callbacks may be bound to one kind; they run in the order bound.
  * Binding the same (callback, userdata) pair again to the same kind is a
@@ -1003,7 +1012,7 @@ ws_handle ws_open_ex(const char *url, const struct ws_options *options);
  * current state: with reconnection, a late `open` callback gets the open
  * of the current connection (none while it is down), and a late
  * `reconnecting` callback the loss the socket is recovering from (none
- * once it is open again).
+ * once it is open again). `bufferedamountlow` is an edge, never replayed.
  *
  * Callbacks run on the IO thread, or inside `ws_dispatch` for a socket
  * opened with a dispatcher (see `ws_callback`). `userdata` is passed back
@@ -1144,6 +1153,18 @@ int ws_set_header(ws_handle socket, const char *name, const char *value);
  * next attempt. Any thread.
  */
 int ws_ready_state(ws_handle socket);
+
+/**
+ * Sets the socket's low-water mark for `bufferedAmount` (default 0): a
+ * `WS_EVENT_BUFFERED_AMOUNT_LOW` callback runs each time the bytes
+ * queued fall from above `bytes` to at or below it, so a producer can
+ * send until `ws_send` says `WS_ERR_QUEUE_FULL` (or it chooses to pause)
+ * and resume at that event instead of polling `ws_buffered_amount`. As
+ * WebRTC's `bufferedAmountLowThreshold`. Takes effect for the next fall.
+ * `WS_ERR_INVALID_HANDLE` for a bad handle. Any thread, including from a
+ * callback.
+ */
+int ws_set_buffered_amount_low_threshold(ws_handle socket, size_t bytes);
 
 /**
  * Payload bytes accepted by `ws_send*` and not yet written to the

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use tungstenite::Message;
 
 use crate::event::{
-    message_view, open_view, Binding, CloseRecord, ErrorRecord, EventView, Queued, ReconnectRecord,
+    buffered_low_view, message_view, open_view, Binding, CloseRecord, ErrorRecord, EventView,
+    Queued, ReconnectRecord,
 };
 use crate::panic_guard;
 use crate::socket::{BindingList, PendingReplay, Replay, Socket};
@@ -108,6 +109,14 @@ impl Delivery {
         }
     }
 
+    /// `bufferedAmount` fell to the low threshold, to `buffered`.
+    pub fn buffered_low(&mut self, socket: &Arc<Socket>, buffered: usize) {
+        match socket.host() {
+            Some(_) => socket.queue_for_host(Queued::BufferedAmountLow(buffered)),
+            None => self.run_buffered_low(socket, buffered),
+        }
+    }
+
     /// Delivers the one `close` event of a socket its connection has
     /// marked CLOSED.
     pub fn close(&mut self, socket: &Arc<Socket>, record: CloseRecord) {
@@ -144,6 +153,7 @@ impl Delivery {
             Queued::Message(message) => self.run_message(socket, message),
             Queued::Error(record) => self.run_error(socket, record),
             Queued::Close(record) => self.run_close(socket, record),
+            Queued::BufferedAmountLow(buffered) => self.run_buffered_low(socket, buffered),
             Queued::CatchUp => self.run_catch_up(socket),
         }
         socket.resume_if_drained();
@@ -163,6 +173,17 @@ impl Delivery {
         socket.with_gate(|| {
             let (list, record) = socket.listeners().record_reconnecting(record);
             call_all(socket, list.iter().map(|b| &**b), &record.view());
+        });
+    }
+
+    fn run_buffered_low(&mut self, socket: &Socket, buffered: usize) {
+        socket.with_gate(|| {
+            let list = socket.listeners().low_listeners();
+            call_all(
+                socket,
+                list.iter().map(|b| &**b),
+                &buffered_low_view(buffered),
+            );
         });
     }
 
@@ -282,6 +303,7 @@ mod tests {
                 EventKind::Error => format!("error {}", event.reason.to_str().unwrap()),
                 EventKind::Close => format!("close {}", event.code),
                 EventKind::Reconnecting => format!("reconnecting {}", event.attempt),
+                EventKind::BufferedAmountLow => format!("low {}", event.dropped),
             };
             self.log
                 .lock()

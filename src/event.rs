@@ -18,10 +18,12 @@ pub enum EventKind {
     /// A connection was lost and another attempt is coming (automatic
     /// reconnection).
     Reconnecting = 5,
+    /// `bufferedAmount` fell to the socket's low threshold.
+    BufferedAmountLow = 6,
 }
 
 /// How many kinds there are: the size of a socket's listener table.
-pub(crate) const KINDS: usize = 5;
+pub(crate) const KINDS: usize = 6;
 
 impl EventKind {
     pub const ALL: [EventKind; KINDS] = [
@@ -30,6 +32,7 @@ impl EventKind {
         EventKind::Error,
         EventKind::Close,
         EventKind::Reconnecting,
+        EventKind::BufferedAmountLow,
     ];
 
     pub fn from_raw(raw: u32) -> Option<EventKind> {
@@ -61,7 +64,7 @@ pub struct EventView<'a> {
     /// RECONNECTING: the wait before the coming attempt.
     pub delay_ms: u32,
     /// RECONNECTING: bytes queued and never written, dropped with the lost
-    /// connection.
+    /// connection; BUFFERED_AMOUNT_LOW: `bufferedAmount` now.
     pub dropped: usize,
 }
 
@@ -214,6 +217,23 @@ pub fn message_view(payload_with_nul: &[u8], is_binary: bool) -> EventView<'_> {
     }
 }
 
+/// `bufferedAmount` fell to the low threshold; `buffered` is its value.
+pub fn buffered_low_view(buffered: usize) -> EventView<'static> {
+    EventView {
+        kind: EventKind::BufferedAmountLow,
+        payload_with_nul: &[],
+        is_binary: false,
+        code: 0,
+        reason: c"",
+        was_clean: false,
+        error_code: 0,
+        http_status: 0,
+        attempt: 0,
+        delay_ms: 0,
+        dropped: buffered,
+    }
+}
+
 /// A lost connection that will be tried again: how it ended, what failed
 /// (if something did), and the coming attempt.
 #[derive(Debug, Clone)]
@@ -254,6 +274,8 @@ pub enum Queued {
     Error(ErrorRecord),
     Close(CloseRecord),
     Reconnecting(ReconnectRecord),
+    /// `bufferedAmount` fell to the low threshold, to this.
+    BufferedAmountLow(usize),
     /// Late listeners wait for a replay, or held messages for a listener.
     CatchUp,
 }

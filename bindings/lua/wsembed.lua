@@ -138,6 +138,7 @@ size_t ws_extensions(ws_handle socket, char *buf, size_t cap);
 int ws_response_status(ws_handle socket);
 int ws_get_stats(ws_handle socket, struct ws_stats *out);
 int ws_ping(ws_handle socket, const void *data, size_t len);
+int ws_set_buffered_amount_low_threshold(ws_handle socket, size_t bytes);
 ]]
 M._CDEF = CDEF
 
@@ -196,6 +197,7 @@ local C = {
     WS_EVENT_ERROR = 3,
     WS_EVENT_CLOSE = 4,
     WS_EVENT_RECONNECTING = 5,
+    WS_EVENT_BUFFERED_AMOUNT_LOW = 6,
 }
 M._C = C
 local STATUS_NAMES = {}
@@ -213,6 +215,7 @@ local KINDS = {
     error = C.WS_EVENT_ERROR,
     close = C.WS_EVENT_CLOSE,
     reconnecting = C.WS_EVENT_RECONNECTING,
+    bufferedamountlow = C.WS_EVENT_BUFFERED_AMOUNT_LOW,
 }
 
 ---------------------------------------------------------------------------
@@ -397,6 +400,9 @@ local function make_event(ev, ws)
             status = ev.http_status,
             target = ws,
         }
+    elseif kind == C.WS_EVENT_BUFFERED_AMOUNT_LOW then
+        -- bufferedAmount fell to the threshold: room to send more.
+        return { type = "bufferedamountlow", bufferedAmount = tonumber(ev.len), target = ws }
     elseif kind == C.WS_EVENT_RECONNECTING then
         return {
             type = "reconnecting",
@@ -675,6 +681,13 @@ end
 -- next opening handshakes, e.g. a fresh token from a reconnecting callback.
 function WebSocket:set_header(name, value)
     check(lib.ws_set_header(handle_of(self), tostring(name), value ~= nil and tostring(value) or nil))
+end
+
+--- ws:set_buffered_amount_low_threshold(bytes): a "bufferedamountlow"
+-- event fires each time ws.bufferedAmount falls from above `bytes` to at
+-- or below it (default 0), so a producer can wait for room.
+function WebSocket:set_buffered_amount_low_threshold(bytes)
+    check(lib.ws_set_buffered_amount_low_threshold(handle_of(self), integer(bytes, 0, 2 ^ 52, "threshold")))
 end
 
 --- ws:ping([data]): sends a ping now, ahead of queued messages, with the

@@ -29,6 +29,12 @@ pub const WS_EVENT_CLOSE: ws_event_kind = 4;
 /// Calling `ws_close` from this callback cancels the retry: `close`
 /// follows (1006, not clean), with no `error`.
 pub const WS_EVENT_RECONNECTING: ws_event_kind = 5;
+/// `bufferedAmount` fell from above the socket's low threshold
+/// (`ws_set_buffered_amount_low_threshold`, default 0) to at or below it:
+/// room for more. `len`: `bufferedAmount` now. Fired once per fall, never
+/// while it stays low; nothing is watched for it unless a callback is
+/// bound. Not replayed to a callback bound late.
+pub const WS_EVENT_BUFFERED_AMOUNT_LOW: ws_event_kind = 6;
 
 /// One event, passed to callbacks by pointer.
 ///
@@ -45,8 +51,8 @@ pub struct ws_event {
     /// an empty one. Other kinds: NULL.
     pub data: *const u8,
     /// MESSAGE: payload length in bytes; RECONNECTING: bytes that were
-    /// queued and never written, dropped with the lost connection; 0 for
-    /// other kinds.
+    /// queued and never written, dropped with the lost connection;
+    /// BUFFERED_AMOUNT_LOW: `bufferedAmount` now; 0 for other kinds.
     pub len: usize,
     /// MESSAGE: false for text (valid UTF-8), true for binary.
     pub is_binary: bool,

@@ -77,7 +77,9 @@ fn event_kind(kind: ws_event_kind) -> Result<EventKind> {
     EventKind::from_raw(kind).ok_or_else(|| {
         Error::new(
             ErrorKind::InvalidArgument,
-            format!("unknown event kind {kind}; expected WS_EVENT_OPEN..WS_EVENT_CLOSE"),
+            format!(
+                "unknown event kind {kind}; expected WS_EVENT_OPEN..WS_EVENT_BUFFERED_AMOUNT_LOW"
+            ),
         )
     })
 }
@@ -108,7 +110,7 @@ fn bind(
 
 /// Binds `callback(socket, event, userdata)` to events of `kind`
 /// (`WS_EVENT_OPEN`, `WS_EVENT_MESSAGE`, `WS_EVENT_ERROR`, `WS_EVENT_CLOSE`,
-/// `WS_EVENT_RECONNECTING`).
+/// `WS_EVENT_RECONNECTING`, `WS_EVENT_BUFFERED_AMOUNT_LOW`).
 ///
 /// Several callbacks may be bound to one kind; they run in the order bound.
 /// Binding the same (callback, userdata) pair again to the same kind is a
@@ -122,7 +124,7 @@ fn bind(
 /// current state: with reconnection, a late `open` callback gets the open
 /// of the current connection (none while it is down), and a late
 /// `reconnecting` callback the loss the socket is recovering from (none
-/// once it is open again).
+/// once it is open again). `bufferedamountlow` is an edge, never replayed.
 ///
 /// Callbacks run on the IO thread, or inside `ws_dispatch` for a socket
 /// opened with a dispatcher (see `ws_callback`). `userdata` is passed back
@@ -351,6 +353,19 @@ pub extern "C" fn ws_ready_state(socket: ws_handle) -> c_int {
         Ok(s) => s.ready_state() as c_int,
         Err(e) => report(&e),
     })
+}
+
+/// Sets the socket's low-water mark for `bufferedAmount` (default 0): a
+/// `WS_EVENT_BUFFERED_AMOUNT_LOW` callback runs each time the bytes
+/// queued fall from above `bytes` to at or below it, so a producer can
+/// send until `ws_send` says `WS_ERR_QUEUE_FULL` (or it chooses to pause)
+/// and resume at that event instead of polling `ws_buffered_amount`. As
+/// WebRTC's `bufferedAmountLowThreshold`. Takes effect for the next fall.
+/// `WS_ERR_INVALID_HANDLE` for a bad handle. Any thread, including from a
+/// callback.
+#[no_mangle]
+pub extern "C" fn ws_set_buffered_amount_low_threshold(socket: ws_handle, bytes: usize) -> c_int {
+    boundary(|| status(client::socket(socket).map(|s| s.set_buffered_amount_low_threshold(bytes))))
 }
 
 /// Payload bytes accepted by `ws_send*` and not yet written to the

@@ -100,6 +100,10 @@ pub(crate) struct Listeners {
     /// Payload bytes in `record.held`; written under that lock, read
     /// without it by the IO thread before every read.
     held_bytes: AtomicUsize,
+    /// A `bufferedamountlow` listener is bound: only then does the IO
+    /// thread watch the buffered amount fall. Written under the record's
+    /// lock.
+    wants_low: AtomicBool,
 }
 
 impl Listeners {
@@ -124,12 +128,16 @@ impl Listeners {
         new_list.extend(list.iter().cloned());
         new_list.push(binding);
         *list = Arc::new(new_list);
+        if kind == EventKind::BufferedAmountLow {
+            self.wants_low.store(true, Ordering::Release);
+        }
         let happened = match kind {
             EventKind::Open => record.opened.is_some(),
             EventKind::Error => record.error.is_some(),
             EventKind::Close => record.closed.is_some(),
             EventKind::Reconnecting => record.reconnecting.is_some(),
-            EventKind::Message => false,
+            // An edge, not a state: nothing to replay.
+            EventKind::Message | EventKind::BufferedAmountLow => false,
         };
         if happened {
             // Filed here rather than sent to the loop: the loop runs pending
@@ -156,7 +164,11 @@ impl Listeners {
             };
             let mut new_list: Vec<_> = list.iter().cloned().collect();
             let removed = new_list.remove(pos);
+            let empty = new_list.is_empty();
             *list = Arc::new(new_list);
+            if kind == EventKind::BufferedAmountLow && empty {
+                self.wants_low.store(false, Ordering::Release);
+            }
             removed
         };
         removed.mark_removed();
@@ -170,6 +182,7 @@ impl Listeners {
         let lists = {
             let mut record = lock(&self.record);
             record.sealed = true;
+            self.wants_low.store(false, Ordering::Release);
             record.held.clear();
             self.held_bytes.store(0, Ordering::Release);
             std::mem::take(&mut record.lists)
@@ -218,6 +231,16 @@ impl Listeners {
         record.reconnecting = None;
         record.closed = Some(close.clone());
         (record.lists[EventKind::Close.index()].clone(), close)
+    }
+
+    /// Whether a `bufferedamountlow` listener is bound.
+    pub fn wants_low(&self) -> bool {
+        self.wants_low.load(Ordering::Acquire)
+    }
+
+    /// The `bufferedamountlow` listeners to call.
+    pub fn low_listeners(&self) -> BindingList {
+        lock(&self.record).lists[EventKind::BufferedAmountLow.index()].clone()
     }
 
     /// The recorded event of `kind`, for a replay to a late listener.

@@ -106,6 +106,9 @@ pub(crate) struct Socket {
     gate: FreeGate,
     /// Published by the IO thread.
     pub stats: SharedStats,
+    /// `bufferedamountlow` fires when `bufferedAmount` falls from above
+    /// this to at or below it.
+    low_threshold: AtomicUsize,
 }
 
 impl Socket {
@@ -139,6 +142,7 @@ impl Socket {
             listeners: Listeners::default(),
             gate: FreeGate::default(),
             stats: SharedStats::default(),
+            low_threshold: AtomicUsize::new(0),
         }
     }
 
@@ -148,6 +152,23 @@ impl Socket {
 
     pub fn buffered_amount(&self) -> usize {
         self.outbox.buffered()
+    }
+
+    pub fn set_buffered_amount_low_threshold(&self, bytes: usize) {
+        self.low_threshold.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Records `bytes` of payload written: Some(bufferedAmount) when that
+    /// took it from above the low threshold to at or below it while a
+    /// `bufferedamountlow` listener is bound (otherwise nothing is
+    /// compared: the message path does not pay for an unused event).
+    pub(crate) fn written(&self, bytes: usize) -> Option<usize> {
+        let (before, after) = self.outbox.written(bytes);
+        if !self.listeners.wants_low() {
+            return None;
+        }
+        let threshold = self.low_threshold.load(Ordering::Relaxed);
+        (before > threshold && after <= threshold).then_some(after)
     }
 
     pub fn protocol(&self) -> String {

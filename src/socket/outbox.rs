@@ -343,10 +343,10 @@ impl Outbox {
     }
 
     /// Bytes handed to the socket: they leave `bufferedAmount`.
-    pub fn written(&self, bytes: usize) {
-        if bytes > 0 {
-            self.buffered.fetch_sub(bytes, Ordering::AcqRel);
-        }
+    /// Returns `bufferedAmount` before and after.
+    pub fn written(&self, bytes: usize) -> (usize, usize) {
+        let before = self.buffered.fetch_sub(bytes, Ordering::AcqRel);
+        (before, before - bytes)
     }
 }
 

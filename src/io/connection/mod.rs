@@ -746,8 +746,7 @@ impl Connection {
             };
             match ws.flush() {
                 Ok(()) => {
-                    self.socket.outbox().written(self.in_flight);
-                    self.in_flight = 0;
+                    self.written(ctx);
                 }
                 Err(e) if failure::would_block(&e) => return,
                 Err(e) => return self.on_stream_error(ctx, e),
@@ -841,6 +840,20 @@ impl Connection {
             staged = !frames.is_empty();
         });
         staged
+    }
+
+    /// The stream took everything staged: it leaves `bufferedAmount`,
+    /// which may fall to the socket's low threshold.
+    fn written(&mut self, ctx: &mut Ctx<'_>) {
+        let bytes = std::mem::take(&mut self.in_flight);
+        if bytes == 0 {
+            return;
+        }
+        if let Some(buffered) = self.socket.written(bytes) {
+            if !self.detached {
+                ctx.delivery.buffered_low(&self.socket, buffered);
+            }
+        }
     }
 
     /// Resumes reading that stopped while held messages were over limit.
@@ -982,8 +995,7 @@ impl Connection {
         self.stats.frames_sent += 1;
         match sent {
             Ok(()) => {
-                self.socket.outbox().written(self.in_flight);
-                self.in_flight = 0;
+                self.written(ctx);
             }
             Err(e) if failure::would_block(&e) => {}
             Err(e) => self.on_stream_error(ctx, e),
