@@ -61,13 +61,14 @@ pub struct ws_stats {
 /// Fills `*out` with the socket's statistics, up to `out->size` bytes, and
 /// sets `out->size` to the bytes filled (at most `sizeof(ws_stats)`).
 ///
-/// The counters are kept by the IO thread as it works and published after
-/// each piece of work on the socket (the received-message counts before
-/// each `message` callback), so they are cheap to keep and may lag the
-/// wire by one such step; each field is exact on its own, and fields read
-/// together may come from two consecutive steps, except that `last_rtt_us`
-/// is always at least as new as `pings_answered`. They stay readable after
-/// the socket closed, until `ws_free`.
+/// The IO thread stores each counter as it changes: the bytes at each
+/// read and write of the socket, the message counts as each message is
+/// handed to the connection or received (before its `message` callback),
+/// the rest at each ping, pong, open and close. Each field is exact on its
+/// own; fields read together may be a moment apart (a message counted
+/// whose bytes are not yet), except that `last_rtt_us` is always at least
+/// as new as `pings_answered`. They stay readable after the socket closed,
+/// until `ws_free`.
 ///
 /// `WS_ERR_INVALID_ARGUMENT` when `out` is NULL or `out->size` is under 4;
 /// `WS_ERR_INVALID_HANDLE` for a bad handle. Any thread, including from a

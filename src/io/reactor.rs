@@ -96,10 +96,7 @@ impl Reactor {
             now: None,
         };
         connection.more_to_read = false;
-        if let Err(panic) = panic_guard::catch(|| {
-            f(connection, &mut ctx);
-            connection.publish_stats();
-        }) {
+        if let Err(panic) = panic_guard::catch(|| f(connection, &mut ctx)) {
             // A bug left this connection in an unknown state: end it, and
             // keep serving the others.
             let socket = connection.socket().clone();

@@ -18,6 +18,7 @@ use crate::framing::Inflate;
 use crate::framing::{Agreement, FrameTally};
 use crate::options::Options;
 use crate::route::Route;
+use crate::socket::SharedStats;
 
 /// Bytes of a connection read before the stream over it was built (those
 /// after a proxy's answer), handed out before anything else.
@@ -173,20 +174,23 @@ pub struct Tcp {
     drained: bool,
     /// The peer may have shut its side: read until the kernel says so.
     read_closed: bool,
-    /// Bytes the kernel took and gave, for the socket's statistics.
+    /// Bytes the kernel took and gave, over all the socket's connections,
+    /// stored in `stats` as they change.
     sent: u64,
     received: u64,
+    stats: Arc<SharedStats>,
 }
 
 impl Tcp {
-    fn new(inner: TcpStream, early: Vec<u8>) -> Tcp {
+    fn new(inner: TcpStream, early: Vec<u8>, stats: Arc<SharedStats>) -> Tcp {
         Tcp {
             inner,
             early: Early::new(early),
             drained: false,
             read_closed: false,
-            sent: 0,
-            received: 0,
+            sent: stats.bytes_sent(),
+            received: stats.bytes_received(),
+            stats,
         }
     }
 }
@@ -214,6 +218,7 @@ impl Tcp {
             Err(io::Error::last_os_error())
         } else {
             self.sent += sent as u64;
+            self.stats.store_bytes_sent(self.sent);
             Ok(sent as usize)
         }
     }
@@ -230,6 +235,7 @@ impl Read for Tcp {
         let n = self.inner.read(buf)?;
         self.drained = n > 0 && n < buf.len() && !self.read_closed;
         self.received += n as u64;
+        self.stats.store_bytes_received(self.received);
         Ok(n)
     }
 }
@@ -238,6 +244,7 @@ impl Write for Tcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.sent += n as u64;
+        self.stats.store_bytes_sent(self.sent);
         Ok(n)
     }
 
@@ -382,8 +389,9 @@ impl Stream {
         early: Vec<u8>,
         options: &Options,
         answer: AnswerSlot,
+        stats: Arc<SharedStats>,
     ) -> io::Result<Stream> {
-        let transport = Stream::transport_for(link, early, route)?;
+        let transport = Stream::transport_for(link, early, route, stats)?;
         let _ = options;
         Ok(Stream {
             transport,
@@ -412,7 +420,12 @@ impl Stream {
         let _ = deflate;
     }
 
-    fn transport_for(link: Link, early: Vec<u8>, route: &Route) -> io::Result<Transport> {
+    fn transport_for(
+        link: Link,
+        early: Vec<u8>,
+        route: &Route,
+        stats: Arc<SharedStats>,
+    ) -> io::Result<Transport> {
         #[cfg(feature = "tls")]
         let server_tls = |tls: &crate::tls::ClientTls| {
             rustls::ClientConnection::new(tls.config.clone(), tls.name.clone())
@@ -420,7 +433,7 @@ impl Stream {
         };
         match link {
             Link::Tcp(tcp) => {
-                let tcp = Tcp::new(tcp, early);
+                let tcp = Tcp::new(tcp, early, stats);
                 #[cfg(feature = "tls")]
                 if let Some(tls) = &route.tls {
                     let stream = rustls::StreamOwned::new(server_tls(tls)?, tcp);
@@ -433,7 +446,10 @@ impl Stream {
             Link::Tls(proxy) => {
                 let proxy = *proxy;
                 let tunnel = ProxyTls {
-                    tls: rustls::StreamOwned::new(proxy.conn, Tcp::new(proxy.sock, Vec::new())),
+                    tls: rustls::StreamOwned::new(
+                        proxy.conn,
+                        Tcp::new(proxy.sock, Vec::new(), stats),
+                    ),
                     early: Early::new(early),
                 };
                 Ok(match &route.tls {
@@ -482,12 +498,6 @@ impl Stream {
             #[cfg(feature = "tls")]
             Transport::ProxiedTls(s) => Some(describe_tls(&s.conn)),
         }
-    }
-
-    /// Bytes on the wire so far, sent and received.
-    pub fn wire_bytes(&self) -> (u64, u64) {
-        let tcp = self.tcp_ref();
-        (tcp.sent, tcp.received)
     }
 
     /// Frames read from the peer so far, of every kind.

@@ -104,8 +104,9 @@ pub(crate) struct Socket {
     compressor: Mutex<Option<(u64, Arc<Compressor>)>>,
     listeners: Listeners,
     gate: FreeGate,
-    /// Published by the IO thread.
-    pub stats: SharedStats,
+    /// Published by the IO thread (shared with the stream, which stores
+    /// the bytes on the wire).
+    pub stats: Arc<SharedStats>,
     /// `bufferedamountlow` fires when `bufferedAmount` falls from above
     /// this to at or below it.
     low_threshold: AtomicUsize,
@@ -141,7 +142,7 @@ impl Socket {
             compressor: Mutex::new(None),
             listeners: Listeners::default(),
             gate: FreeGate::default(),
-            stats: SharedStats::default(),
+            stats: Arc::default(),
             low_threshold: AtomicUsize::new(0),
         }
     }

@@ -1,7 +1,9 @@
 //! What a socket has moved, over every connection it made. The IO thread
-//! counts in plain fields as it goes and publishes the totals here once
-//! per pass over the socket (a relaxed store per field, not an atomic per
-//! byte or per message), for any thread to read.
+//! counts in plain fields as it goes and stores each total here where it
+//! changes (a plain store, no read-modify-write: only the IO thread
+//! writes), for any thread to read. The message path stores the handful
+//! of counters it moves; the rest are stored at the rarer steps (open,
+//! pings, close).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,6 +39,8 @@ pub(crate) struct Stats {
 const FIELDS: usize = 14;
 /// `pings_answered`'s place: published last (see `publish`).
 const ANSWERED: usize = FIELDS - 1;
+const BYTES_SENT: usize = 0;
+const BYTES_RECEIVED: usize = 1;
 
 /// The published totals: each field on its own, so a reader may see one
 /// pass's count of bytes with the previous pass's count of messages.
@@ -88,20 +92,48 @@ impl Stats {
 }
 
 impl SharedStats {
+    /// Stores every counter but the bytes on the wire, which the stream
+    /// stores itself (see `store_bytes_sent`).
     pub fn publish(&self, stats: &Stats) {
         let values = stats.to_array();
-        for (field, value) in self.fields[..ANSWERED].iter().zip(values) {
-            field.store(value, Ordering::Relaxed);
+        for (i, (field, value)) in self.fields[..ANSWERED].iter().zip(values).enumerate() {
+            if i != BYTES_SENT && i != BYTES_RECEIVED {
+                field.store(value, Ordering::Relaxed);
+            }
         }
         // Last, and released: a reader that sees a ping answered also sees
         // its round trip.
         self.fields[ANSWERED].store(values[ANSWERED], Ordering::Release);
     }
 
-    /// Publishes the received-message counts alone: one message's worth
-    /// of work, before its callback runs.
-    pub fn publish_received(&self, stats: &Stats) {
+    /// What sending moves: messages, their payload, their frames.
+    pub fn publish_sent(&self, stats: &Stats) {
+        self.fields[2].store(stats.messages_sent, Ordering::Relaxed);
+        self.fields[4].store(stats.frames_sent, Ordering::Relaxed);
+        self.fields[6].store(stats.payload_bytes_sent, Ordering::Relaxed);
+    }
+
+    pub fn bytes_sent(&self) -> u64 {
+        self.fields[BYTES_SENT].load(Ordering::Relaxed)
+    }
+
+    pub fn bytes_received(&self) -> u64 {
+        self.fields[BYTES_RECEIVED].load(Ordering::Relaxed)
+    }
+
+    pub fn store_bytes_sent(&self, total: u64) {
+        self.fields[BYTES_SENT].store(total, Ordering::Relaxed);
+    }
+
+    pub fn store_bytes_received(&self, total: u64) {
+        self.fields[BYTES_RECEIVED].store(total, Ordering::Relaxed);
+    }
+
+    /// What receiving a message moves, before its callback runs:
+    /// messages, their payload, and frames (`frames_received`, the total).
+    pub fn publish_received(&self, stats: &Stats, frames_received: u64) {
         self.fields[3].store(stats.messages_received, Ordering::Relaxed);
+        self.fields[5].store(frames_received, Ordering::Relaxed);
         self.fields[7].store(stats.payload_bytes_received, Ordering::Relaxed);
     }
 
@@ -139,6 +171,9 @@ mod tests {
         let shared = SharedStats::default();
         assert_eq!(shared.read(), Stats::default());
         shared.publish(&stats);
+        shared.store_bytes_sent(stats.bytes_sent);
+        shared.store_bytes_received(stats.bytes_received);
         assert_eq!(shared.read(), stats);
+        assert_eq!((shared.bytes_sent(), shared.bytes_received()), (1, 2));
     }
 }

@@ -165,8 +165,9 @@ pub struct Connection {
     /// `ws_reconnect` asked for this connection's end: retry at once.
     manual: bool,
     // ----- statistics --------------------------------------------------
-    /// The socket's totals, but for the current stream's bytes and frames
-    /// received (those are added when it ends).
+    /// The socket's totals, but for the bytes on the wire (the stream
+    /// keeps those) and the current stream's frames received (added when
+    /// it ends).
     stats: Stats,
     /// When the current attempt started, for `handshake_ms`.
     attempt_started: Option<Instant>,
@@ -508,6 +509,7 @@ impl Connection {
             first_bytes,
             &self.socket.options,
             self.answer.clone(),
+            self.socket.stats.clone(),
         ) {
             Ok(stream) => stream,
             Err(e) => {
@@ -787,7 +789,8 @@ impl Connection {
                     self.stats.messages_received += 1;
                     self.stats.payload_bytes_received += message.len() as u64;
                     // Before the callback, which may read them.
-                    self.socket.stats.publish_received(&self.stats);
+                    let frames = self.stats.frames_received + ws.get_ref().frames_received();
+                    self.socket.stats.publish_received(&self.stats, frames);
                     if !self.detached {
                         let staging = StagingGuard::new(self.socket.handle);
                         ctx.delivery.message(&self.socket, message);
@@ -800,9 +803,13 @@ impl Connection {
                 Ok(Message::Pong(payload)) => {
                     self.deadlines.pong = None;
                     self.on_pong(&payload);
+                    self.publish_stats();
                 }
                 // tungstenite answers it.
-                Ok(Message::Ping(_)) => self.stats.frames_sent += 1,
+                Ok(Message::Ping(_)) => {
+                    self.stats.frames_sent += 1;
+                    self.publish_stats();
+                }
                 Ok(Message::Frame(_)) => {}
                 Ok(Message::Close(frame)) => self.on_close_frame(ctx, frame),
                 Err(e) if failure::would_block(&e) => return,
@@ -833,9 +840,12 @@ impl Connection {
         ws.get_mut().queue_with(|frames| {
             let taken = self.socket.outbox().take(frames);
             self.in_flight += taken.payload;
-            stats.messages_sent += taken.messages as u64;
-            stats.frames_sent += taken.messages as u64;
-            stats.payload_bytes_sent += taken.payload as u64;
+            if taken.messages > 0 {
+                stats.messages_sent += taken.messages as u64;
+                stats.frames_sent += taken.messages as u64;
+                stats.payload_bytes_sent += taken.payload as u64;
+                self.socket.stats.publish_sent(stats);
+            }
             // Empty messages are frames too: judge by bytes, not payload.
             staged = !frames.is_empty();
         });
@@ -886,6 +896,9 @@ impl Connection {
         );
         // tungstenite answers the peer's close unless ours went first.
         self.stats.frames_sent += u64::from(closing.is_open());
+        let frames = self.stats.frames_received + ws.get_ref().frames_received();
+        self.socket.stats.publish_received(&self.stats, frames);
+        self.socket.stats.publish_sent(&self.stats);
         match closing.on_peer_close(code, reason, wire_code) {
             PeerClose::Closing => {
                 self.socket.outbox().mark_closing();
@@ -993,6 +1006,7 @@ impl Connection {
         );
         let sent = ws.close(frame);
         self.stats.frames_sent += 1;
+        self.socket.stats.publish_sent(&self.stats);
         match sent {
             Ok(()) => {
                 self.written(ctx);
@@ -1156,6 +1170,7 @@ impl Connection {
         self.stats.frames_sent += 1;
         self.stats.pings_sent += 1;
         self.ping_out = Some((Vec::new(), now));
+        self.publish_stats();
         match sent {
             Ok(()) => self.pump(ctx),
             Err(e) if failure::would_block(&e) => {}
@@ -1178,6 +1193,7 @@ impl Connection {
         self.stats.frames_sent += 1;
         self.stats.pings_sent += 1;
         self.ping_out = Some((payload, ctx.now()));
+        self.publish_stats();
         match sent {
             Ok(()) => self.pump(ctx),
             Err(e) if failure::would_block(&e) => {}
@@ -1197,8 +1213,9 @@ impl Connection {
         }
     }
 
-    /// Makes the socket's totals readable by any thread.
-    pub fn publish_stats(&self) {
+    /// Makes the socket's totals readable by any thread (the message
+    /// path stores the few it moves itself).
+    fn publish_stats(&self) {
         let mut stats = self.stats;
         let stream = match &self.phase {
             Phase::Handshaking(mid) => Some(mid.get_ref().get_ref()),
@@ -1212,11 +1229,8 @@ impl Connection {
     }
 }
 
-/// Adds a stream's bytes on the wire and frames received to `stats`.
+/// Adds a stream's frames received to `stats`.
 fn fold_stream(stats: &mut Stats, stream: &Stream) {
-    let (sent, received) = stream.wire_bytes();
-    stats.bytes_sent += sent;
-    stats.bytes_received += received;
     stats.frames_received += stream.frames_received();
 }
 
