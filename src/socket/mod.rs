@@ -163,6 +163,7 @@ impl Socket {
     /// took it from above the low threshold to at or below it while a
     /// `bufferedamountlow` listener is bound (otherwise nothing is
     /// compared: the message path does not pay for an unused event).
+    #[inline]
     pub(crate) fn written(&self, bytes: usize) -> Option<usize> {
         let (before, after) = self.outbox.written(bytes);
         if !self.listeners.wants_low() {

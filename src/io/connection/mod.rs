@@ -854,6 +854,7 @@ impl Connection {
 
     /// The stream took everything staged: it leaves `bufferedAmount`,
     /// which may fall to the socket's low threshold.
+    #[inline]
     fn written(&mut self, ctx: &mut Ctx<'_>) {
         let bytes = std::mem::take(&mut self.in_flight);
         if bytes == 0 {
