@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Tests the Python binding on the oldest and the newest CPython of the
-# image (pyenv's 3.8 and 3.13): for each, a fresh venv, the package
-# installed as the README says (`pip install ./bindings/python`, which
-# builds libwsembed with cargo), then its pytest suite against Python
-# `websockets` and the project's echo server, all on 127.0.0.1.
+# image (pyenv's 3.8 and 3.13): first the wheel (tests/python-wheel.sh:
+# built once, installed on each with no Rust on PATH, a smoke test); then
+# for each, a fresh venv, the package installed as the README says
+# (`pip install ./bindings/python`, which builds libwsembed with cargo),
+# then its pytest suite against Python `websockets` and the project's echo
+# server, all on 127.0.0.1.
 #
 # Needs a Rust toolchain and PyPI. Honours CARGO_TARGET_DIR (default
 # target/): both installs share it, so the crate is built once. Exits
@@ -31,6 +33,21 @@ summary=()
 total_passed=0
 total_failed=0
 total_skipped=0
+
+# The wheel (bindings/python/build-wheel.sh), built once from the release
+# library above and installed on each Python with no Rust on PATH.
+echo "== the wheel, installed without Rust (tests/python-wheel.sh)"
+log="$CARGO_TARGET_DIR/python-wheel-test.log"
+status=0
+tests/python-wheel.sh "${PYTHONS[@]}" 2>&1 | tee "$log" || status=$?
+last=$(tail -n 1 "$log")
+passed=$(count "$last" passed)
+failures=$(count "$last" failed)
+if [ "$status" -ne 0 ] && [ "$failures" -eq 0 ]; then failures=1; fi
+summary+=("wheel: $passed passed, $failures failed (exit $status)")
+total_passed=$((total_passed + passed))
+total_failed=$((total_failed + failures))
+
 for python in "${PYTHONS[@]}"; do
     if [ ! -x "$python" ]; then
         echo "missing interpreter: $python" >&2

@@ -54,11 +54,30 @@ def test_load_failure_says_how_to_fix_it():
     assert "pip install ./bindings/python" in err and "WSEMBED_LIBRARY" in err
 
 
+def crate_version():
+    """The version in the repository's Cargo.toml ([package] version)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    cargo_toml = os.path.join(here, "..", "..", "..", "Cargo.toml")
+    with open(cargo_toml) as f:
+        package = re.search(r"^\[package\]$(.*?)^\[", f.read(), re.M | re.S).group(1)
+    return re.search(r'^version\s*=\s*"([^"]+)"', package, re.M).group(1)
+
+
 def test_versions():
     assert re.match(r"^\d+\.\d+\.\d+$", wsembed.version())
     assert isinstance(wsembed.has_tls(), bool)
     assert isinstance(wsembed.has_deflate(), bool)
-    assert wsembed.__version__
+    # One version: the crate's, which the package (setup.py), its
+    # metadata and the library (cargo) all take from Cargo.toml.
+    from importlib import metadata
+
+    assert wsembed.__version__ == crate_version()
+    assert wsembed.version() == crate_version()
+    try:
+        installed = metadata.version("wsembed")
+    except metadata.PackageNotFoundError:  # the source tree, not installed
+        installed = crate_version()
+    assert installed == crate_version()
 
 
 def test_public_names():

@@ -34,7 +34,13 @@ from .errors import (
 )
 from .websocket import CLOSED, CLOSING, CONNECTING, OPEN, Event, WebSocket
 
-__version__ = "0.1.0"
+try:
+    # Written by the build from the crate's Cargo.toml (setup.py).
+    from ._version import __version__
+except ImportError:
+    # The source tree, not installed: the library's version, which cargo
+    # also takes from Cargo.toml.
+    __version__ = _lib.ws_version().decode("ascii")
 
 __all__ = [
     "websocket",

@@ -1,12 +1,14 @@
 """Finding and loading the native library, libwsembed.
 
-The library ships inside the package (``pip install`` builds it with cargo
-and copies it next to this file). ``WSEMBED_LIBRARY=/path/libwsembed.so``
-overrides it, for a library built by hand or a debug build. A failure says
-how to fix it, as wasmtime-py and libclang's cindex do.
+The library ships inside the package (a wheel holds it; ``pip install`` from
+source builds it with cargo and copies it next to this file).
+``WSEMBED_LIBRARY=/path/libwsembed.so`` overrides it, for a library built by
+hand or a debug build. A failure says how to fix it, as wasmtime-py and
+libclang's cindex do.
 """
 
 import ctypes
+import glob
 import importlib.machinery
 import os
 
@@ -15,10 +17,12 @@ ENV_VAR = "WSEMBED_LIBRARY"
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 _HOW_TO_FIX = (
-    "Install the package from a clone of the wsembed repository with "
-    "`pip install ./bindings/python` (it builds the library with cargo, so it "
-    "needs a Rust toolchain), or build the library with `cargo build --release` "
-    "and set {var}=/path/to/target/release/libwsembed.so."
+    "Install a wheel, which holds the library (`pip install wsembed-*.whl`, "
+    "made by bindings/python/build-wheel.sh), or install the package from a "
+    "clone of the wsembed repository with `pip install ./bindings/python` (it "
+    "builds the library with cargo, so it needs a Rust toolchain), or build "
+    "the library with `cargo build --release` and set "
+    "{var}=/path/to/target/release/libwsembed.so."
 ).format(var=ENV_VAR)
 
 
@@ -28,7 +32,11 @@ def _packaged_candidates():
     # a library copied in by hand keeps cargo's name.
     names = ["libwsembed" + suffix for suffix in importlib.machinery.EXTENSION_SUFFIXES]
     names += ["libwsembed.so", "libwsembed.dylib", "wsembed.dll"]
-    return [os.path.join(_PACKAGE_DIR, name) for name in names]
+    paths = [os.path.join(_PACKAGE_DIR, name) for name in names]
+    # A wheel is tagged py3-none (one for every Python 3), so the library
+    # may carry the suffix of the Python that built it, not this one's.
+    paths += sorted(glob.glob(os.path.join(_PACKAGE_DIR, "libwsembed.*")))
+    return paths
 
 
 def find():
