@@ -155,8 +155,12 @@ impl Socket {
         self.outbox.buffered()
     }
 
+    /// SeqCst here and in `written`, with the buffered amount's update
+    /// and read: a caller that sets the threshold and then reads
+    /// `bufferedAmount` either sees the fall or the IO thread sees the new
+    /// threshold, never neither (a store then a load on each side).
     pub fn set_buffered_amount_low_threshold(&self, bytes: usize) {
-        self.low_threshold.store(bytes, Ordering::Relaxed);
+        self.low_threshold.store(bytes, Ordering::SeqCst);
     }
 
     /// Records `bytes` of payload written: Some(bufferedAmount) when that
@@ -169,7 +173,7 @@ impl Socket {
         if !self.listeners.wants_low() {
             return None;
         }
-        let threshold = self.low_threshold.load(Ordering::Relaxed);
+        let threshold = self.low_threshold.load(Ordering::SeqCst);
         (before > threshold && after <= threshold).then_some(after)
     }
 

@@ -103,7 +103,7 @@ impl Outbox {
     }
 
     pub fn buffered(&self) -> usize {
-        self.buffered.load(Ordering::Acquire)
+        self.buffered.load(Ordering::SeqCst)
     }
 
     fn set_ready(&self, state: ReadyState) {
@@ -345,7 +345,8 @@ impl Outbox {
     /// Bytes handed to the socket: they leave `bufferedAmount`.
     /// Returns `bufferedAmount` before and after.
     pub fn written(&self, bytes: usize) -> (usize, usize) {
-        let before = self.buffered.fetch_sub(bytes, Ordering::AcqRel);
+        // SeqCst: see `Socket::set_buffered_amount_low_threshold`.
+        let before = self.buffered.fetch_sub(bytes, Ordering::SeqCst);
         (before, before - bytes)
     }
 }
