@@ -47,7 +47,8 @@ shopt -s nullglob
 wheels=("$out"/wsembed-"$crate_version"-py3-none-manylinux_*_x86_64.whl)
 shopt -u nullglob
 
-# What the wheel holds: exactly one native library, without debug info.
+# What the wheel holds: exactly one native library, without debug info,
+# and the py.typed marker (PEP 561).
 check_contents() {
     if [ ${#wheels[@]} -ne 1 ]; then
         echo "expected one wsembed-$crate_version-py3-none-manylinux_*_x86_64.whl in $out" >&2
@@ -65,8 +66,12 @@ check_contents() {
         echo "expected wsembed/libwsembed.so as the one library, found: ${sos[*]}" >&2
         return 1
     fi
-    if grep -vE '/$|\.py$|^wsembed-[^/]*\.dist-info/[A-Za-z_]+(\.txt)?$|^wsembed/libwsembed\.so$' <<<"$names"; then
-        echo "files other than Python, metadata and the library (above) in the wheel" >&2
+    if ! grep -qx 'wsembed/py\.typed' <<<"$names"; then
+        echo "no wsembed/py.typed in the wheel: the package would not be typed" >&2
+        return 1
+    fi
+    if grep -vE '/$|\.py$|^wsembed-[^/]*\.dist-info/[A-Za-z_]+(\.txt)?$|^wsembed/(libwsembed\.so|py\.typed)$' <<<"$names"; then
+        echo "files other than Python, metadata, py.typed and the library (above) in the wheel" >&2
         return 1
     fi
     unpacked=$(mktemp -d)

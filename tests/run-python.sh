@@ -5,7 +5,8 @@
 # for each, a fresh venv, the package installed as the README says
 # (`pip install ./bindings/python`, which builds libwsembed with cargo),
 # then its pytest suite against Python `websockets` and the project's echo
-# server, all on 127.0.0.1.
+# server, all on 127.0.0.1; last, in the newest one's venv, `mypy --strict`
+# over the package and examples/python/typed_usage.py.
 #
 # Needs a Rust toolchain and PyPI. Honours CARGO_TARGET_DIR (default
 # target/): both installs share it, so the crate is built once. Exits
@@ -83,6 +84,25 @@ for python in "${PYTHONS[@]}"; do
     total_failed=$((total_failed + failures))
     total_skipped=$((total_skipped + skipped))
 done
+
+# Type checking, once, in the newest Python's venv (requirements.txt pins
+# mypy there): `mypy --strict` over the package and the typed example, with
+# the [tool.mypy] settings of bindings/python/pyproject.toml, which check
+# them as Python 3.8. Its pytest run did the same (test_typing.py); this
+# step reports it on a line of its own.
+version=$("${PYTHONS[-1]}" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+echo "== Python $version: mypy --strict"
+status=0
+"$CARGO_TARGET_DIR/python-venvs/$version/bin/python" -m mypy \
+    --config-file bindings/python/pyproject.toml --strict \
+    --cache-dir "$CARGO_TARGET_DIR/mypy-cache" \
+    bindings/python/wsembed examples/python/typed_usage.py || status=$?
+if [ "$status" -eq 0 ]; then
+    summary+=("mypy --strict: passed")
+else
+    summary+=("mypy --strict: failed (exit $status)")
+    total_failed=$((total_failed + 1))
+fi
 
 echo "== Python binding tests in $((SECONDS - start)) s"
 printf '%s\n' "${summary[@]}"

@@ -119,11 +119,12 @@ if [ ${#repaired[@]} -ne 1 ]; then
 fi
 
 # check_wheel WHEEL: exactly one native file, libwsembed, without debug info;
-# nothing grafted in by auditwheel (it links only glibc and libgcc_s).
+# nothing grafted in by auditwheel (it links only glibc and libgcc_s). The
+# rest is Python, metadata and the py.typed marker (PEP 561).
 check_wheel() {
     local listing natives
     listing=$(python3 -c 'import sys, zipfile; print("\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$1")
-    natives=$(grep -vE '/$|\.py$|^wsembed-[^/]*\.dist-info/' <<<"$listing" || true)
+    natives=$(grep -vE '/$|\.py$|^wsembed/py\.typed$|^wsembed-[^/]*\.dist-info/' <<<"$listing" || true)
     if [ "$(grep -c '\.so' <<<"$natives")" -ne 1 ] || [ "$(wc -l <<<"$natives")" -ne 1 ]; then
         echo "build-wheel.sh: ${1##*/} should hold one library and Python, holds: $natives" >&2
         return 1

@@ -2,7 +2,6 @@
 
 import pytest
 
-import wsembed._room
 from servers import HangingServer, PythonServer, RustServer
 
 
@@ -31,19 +30,3 @@ def hanging_server():
     server = HangingServer()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def send_pauses(monkeypatch):
-    """The pauses the blocking and asyncio clients' sends took, each after
-    finding the send queue full."""
-    pauses_taken = []
-    pauses = wsembed._room.pauses
-
-    def counted():
-        for pause in pauses():
-            pauses_taken.append(pause)
-            yield pause
-
-    monkeypatch.setattr(wsembed._room, "pauses", counted)
-    return pauses_taken

@@ -118,7 +118,7 @@ def test_connection_dropped_with_its_loop(python_server):
     del ws
 
 
-def test_send_waits_for_room_in_a_full_queue(python_server, send_pauses):
+def test_send_waits_for_room_in_a_full_queue(python_server):
     # The server reads nothing for half a second: sends wait for the queue
     # to drain instead of raising QueueFullError, and every message is
     # echoed, whole and in order.
@@ -129,13 +129,13 @@ def test_send_waits_for_room_in_a_full_queue(python_server, send_pauses):
         async with wsembed.aio.connect(url, max_send_queue=512 * 1024) as ws:
             for message in messages:
                 await ws.send(message)
+            assert ws._room.waits
             return [await ws.recv() for _ in messages]
 
     assert run(main()) == messages
-    assert send_pauses
 
 
-def test_a_waiting_send_raises_when_the_connection_closes(python_server, send_pauses):
+def test_a_waiting_send_raises_when_the_connection_closes(python_server):
     async def main():
         url = python_server.url("/stall")
         ws = await wsembed.aio.connect(url, max_send_queue=64 * 1024, close_timeout=0.2)
@@ -146,8 +146,8 @@ def test_a_waiting_send_raises_when_the_connection_closes(python_server, send_pa
                 await ws.send(chunk)
 
         sender = asyncio.ensure_future(flood())
-        while len(send_pauses) < 3:
-            # Until a send has been refused and retried a few times.
+        while ws._room is None or not ws._room.waits:
+            # Until a send found the queue full and sleeps.
             await asyncio.sleep(0.01)
         assert not sender.done()
         await ws.close()

@@ -96,7 +96,7 @@ def test_subprotocol_and_close_code(python_server):
     assert python_server.wait_closes(lambda closes: ("/protocol", 3000) in closes)
 
 
-def test_send_waits_for_room_in_a_full_queue(python_server, send_pauses):
+def test_send_waits_for_room_in_a_full_queue(python_server):
     # As the asyncio test: the server reads nothing for half a second.
     messages = late_echo_messages()
     url = python_server.url("/late-echo/0.5")
@@ -105,7 +105,7 @@ def test_send_waits_for_room_in_a_full_queue(python_server, send_pauses):
             ws.send(message)
         echoed = [ws.recv(timeout=DEADLINE) for _ in messages]
     assert echoed == messages
-    assert send_pauses
+    assert ws._room.waits
 
 
 def test_send_from_a_callback_on_the_io_thread_does_not_wait(python_server):

@@ -259,9 +259,11 @@ def test_a_collected_socket_releases_its_dispatcher(python_server):
 
     def open_and_forget():
         ws = websocket.WebSocket(python_server.url(), dispatcher=d)
+        opened = []
         # A callback that refers to its socket: a cycle for the collector.
-        ws.bind("message", lambda evt: ws.send(evt.data))
-        dispatch_until(d, lambda: ws.readyState == websocket.OPEN)
+        # An open callback alone no longer holds the socket once it ran.
+        ws.bind("open", lambda evt: opened.append(ws.url))
+        dispatch_until(d, lambda: opened)
         return ws._native.handle
 
     gc.disable()

@@ -18,6 +18,8 @@ The native library ships inside the package; ``WSEMBED_LIBRARY`` names
 another one to load instead.
 """
 
+from __future__ import annotations
+
 from . import errors, websocket
 from ._dispatcher import Dispatcher
 from ._ffi import lib as _lib, lib_path as library_path
@@ -34,9 +36,20 @@ from .errors import (
 )
 from .websocket import CLOSED, CLOSING, CONNECTING, OPEN, Event, WebSocket
 
+# For the type checker only: annotations are not evaluated at run time
+# (the __future__ import), so `import wsembed` does not load typing, nor
+# asyncio (`wsembed.aio` is imported on first use, see __getattr__).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from . import aio
+
+__version__: str
 try:
-    # Written by the build from the crate's Cargo.toml (setup.py).
-    from ._version import __version__
+    # Written by the build from the crate's Cargo.toml (setup.py); absent
+    # from the source tree, where mypy runs.
+    from ._version import __version__  # type: ignore[import-not-found,no-redef,unused-ignore]
 except ImportError:
     # The source tree, not installed: the library's version, which cargo
     # also takes from Cargo.toml.
@@ -69,25 +82,26 @@ __all__ = [
 ]
 
 
-def version():
+def version() -> str:
     """The native library's version, "MAJOR.MINOR.PATCH"."""
-    return _lib.ws_version().decode("ascii")
+    text: str = _lib.ws_version().decode("ascii")
+    return text
 
 
-def has_tls():
+def has_tls() -> bool:
     """Whether this build speaks ``wss://`` (else ``wss://`` URLs and the TLS
     options raise ``NotImplementedError``)."""
     return bool(_lib.ws_has_tls())
 
 
-def has_deflate():
+def has_deflate() -> bool:
     """Whether this build compresses (permessage-deflate); else
     ``deflate=True`` and the other ``deflate_*`` options raise
     ``NotImplementedError``."""
     return bool(_lib.ws_has_deflate())
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> ModuleType:
     # `wsembed.aio` without importing asyncio for those who never use it.
     if name == "aio":
         import importlib

@@ -14,6 +14,8 @@ IO thread, ``on_dispatched`` those opened with a dispatcher, whose
 callbacks run inside ``ws_dispatch`` on the thread that calls it.
 """
 
+from __future__ import annotations
+
 import ctypes
 import itertools
 import threading
@@ -22,14 +24,23 @@ import weakref
 from . import _unraisable
 from ._ffi import ws_callback, ws_userdata_free
 
-_table = {}
+# For the type checker only: annotations are not evaluated at run time
+# (the __future__ import), so `import wsembed` does not load typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional
+
+    from ._ffi import ws_event
+    from ._native import NativeSocket
+
+_table: Dict[int, weakref.ref[NativeSocket]] = {}
 # Keys start at 1: a NULL userdata would read back as None.
 _keys = itertools.count(1)
 _stopped = False
-_io_thread = None
+_io_thread: Optional[int] = None
 
 
-def register(socket):
+def register(socket: NativeSocket) -> int:
     """A new key whose events go to ``socket._deliver(key, event)``.
     Register before binding: C may call back before ``ws_bind_ex`` returns."""
     key = next(_keys)
@@ -37,29 +48,29 @@ def register(socket):
     return key
 
 
-def stop():
+def stop() -> None:
     """From now on events are dropped before any handler runs: for
     interpreter exit, while the IO thread is being shut down."""
     global _stopped
     _stopped = True
 
 
-def stopped():
+def stopped() -> bool:
     return _stopped
 
 
-def on_io_thread():
+def on_io_thread() -> bool:
     """True on the IO thread, where waiting for an event would deadlock:
     no event is delivered while a callback runs."""
     return _io_thread is not None and _io_thread == threading.get_ident()
 
 
-def live_keys():
+def live_keys() -> int:
     """How many bindings are alive (for tests of leaks)."""
     return len(_table)
 
 
-def _keep_thread_state():
+def _keep_thread_state() -> None:
     """Makes the calling thread's Python thread state outlive this callback.
 
     ctypes wraps each call from a thread Python did not start in
@@ -74,8 +85,9 @@ def _keep_thread_state():
     ctypes.pythonapi.PyGILState_Ensure()
 
 
-@ws_callback
-def on_event(handle, event, key):
+# ctypes' function types call through `*args: Any`: mypy calls them untyped.
+@ws_callback  # type: ignore[misc]
+def on_event(handle: int, event: ctypes._Pointer[ws_event], key: int) -> None:
     global _io_thread
     try:
         ident = threading.get_ident()
@@ -90,7 +102,7 @@ def on_event(handle, event, key):
         _unraisable.report("Exception ignored in the wsembed event trampoline", on_event)
 
 
-def _deliver(key, event):
+def _deliver(key: int, event: ctypes._Pointer[ws_event]) -> None:
     """Hands an event to the socket bound under `key`, if it is alive.
     Holding the socket while its handler runs means it cannot be collected
     meanwhile: a finalizer's ws_free never waits for Python code, only for a
@@ -101,8 +113,8 @@ def _deliver(key, event):
         socket._deliver(key, event.contents)
 
 
-@ws_callback
-def on_dispatched(handle, event, key):
+@ws_callback  # type: ignore[misc]
+def on_dispatched(handle: int, event: ctypes._Pointer[ws_event], key: int) -> None:
     """The trampoline of sockets opened with a dispatcher: it runs inside
     ``ws_dispatch``, on a Python thread that already has its thread state
     and released the GIL only for the call, so it needs none of the IO
@@ -115,8 +127,8 @@ def on_dispatched(handle, event, key):
         _unraisable.report("Exception ignored in the wsembed event trampoline", on_dispatched)
 
 
-@ws_userdata_free
-def on_free(key):
+@ws_userdata_free  # type: ignore[misc]
+def on_free(key: int) -> None:
     try:
         _table.pop(key, None)
     except BaseException:

@@ -14,6 +14,8 @@ an event loop can watch it and call ``d.dispatch()`` when it is readable::
 ``wsembed.aio`` does this for you: each event loop gets one dispatcher.
 """
 
+from __future__ import annotations
+
 import ctypes
 import math
 import threading
@@ -22,6 +24,12 @@ import weakref
 
 from . import _ffi, errors
 from ._ffi import lib
+
+# For the type checker only: annotations are not evaluated at run time
+# (the __future__ import), so `import wsembed` does not load typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Optional
 
 __all__ = ["Dispatcher"]
 
@@ -32,17 +40,17 @@ _SIZE_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1
 _WAIT_SLICE_MS = 100
 
 
-def _free_dispatcher(handle):
+def _free_dispatcher(handle: int) -> None:
     # Refused (WS_ERR_INVALID_STATE) only while a socket opened with it is
     # alive, and every socket keeps its Dispatcher alive: not at collection.
     lib.ws_dispatcher_free(handle)
 
 
-def _closed_error():
+def _closed_error() -> errors.InvalidStateError:
     return errors.InvalidStateError(_ffi.WS_ERR_INVALID_HANDLE, "the dispatcher is closed")
 
 
-def _int(value, what, low, high):
+def _int(value: int, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("{} must be an int, not {}".format(what, type(value).__name__))
     if not low <= value <= high:
@@ -60,7 +68,7 @@ class Dispatcher:
     freed; a dispatcher that nothing refers to is freed when collected.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         handle = lib.ws_dispatcher_new()
         if not handle:
             status = lib.ws_last_status() or _ffi.WS_ERR_INTERNAL
@@ -70,14 +78,14 @@ class Dispatcher:
             error = errors.from_status(fd)
             lib.ws_dispatcher_free(handle)
             raise error
-        self._handle = handle
-        self._fd = fd
+        self._handle: int = handle
+        self._fd: int = fd
         # Sockets opened with it and not yet freed, counted in Python to
         # learn when the last one goes (``_idle``). Reentrant: a socket
         # collected while the lock is held releases it from a finalizer.
         self._lock = threading.RLock()
         self._sockets = 0
-        self._idle = None
+        self._idle: Optional[Callable[[], None]] = None
         # Per thread: inside dispatch() of this dispatcher.
         self._local = threading.local()
         # The thread that last dispatched (at first, the creator's).
@@ -85,16 +93,16 @@ class Dispatcher:
         self._finalizer = weakref.finalize(self, _free_dispatcher, handle)
 
     @property
-    def handle(self):
+    def handle(self) -> int:
         """The ``ws_dispatcher`` handle (an int), for other C code."""
         return self._handle
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         """True once :meth:`close` has freed the dispatcher."""
         return not self._finalizer.alive
 
-    def fileno(self):
+    def fileno(self) -> int:
         """A descriptor that is readable while events wait to be
         dispatched (level-triggered). Watch it for reading only; it belongs
         to wsembed: never read, write or close it. ``select``,
@@ -104,7 +112,7 @@ class Dispatcher:
             raise ValueError("fileno() of a closed dispatcher")
         return self._fd
 
-    def dispatch(self, timeout_ms=0, max_events=0):
+    def dispatch(self, timeout_ms: int = 0, max_events: int = 0) -> int:
         """Runs the callbacks of the events waiting, on this thread, and
         returns how many events ran.
 
@@ -129,21 +137,21 @@ class Dispatcher:
         self._home = threading.get_ident()
         local.inside = True
         try:
-            ran = lib.ws_dispatch(self._handle, timeout_ms, max_events)
+            ran: int = lib.ws_dispatch(self._handle, timeout_ms, max_events)
         finally:
             local.inside = False
         if ran < 0:
             raise errors.from_status(ran)
         return ran
 
-    def wakeup(self):
+    def wakeup(self) -> None:
         """Makes a :meth:`dispatch` that is waiting return now, or the next
         one return without waiting. Any thread, also from a callback."""
         if self.closed:
             raise _closed_error()
         errors.check(lib.ws_dispatcher_wakeup(self._handle))
 
-    def close(self):
+    def close(self) -> None:
         """Frees the dispatcher and closes its descriptor (stop watching it
         first). Events still waiting are dropped. Raises
         ``InvalidStateError`` while a socket opened with it is not freed
@@ -162,27 +170,27 @@ class Dispatcher:
                 errors.check(status)
             self._finalizer.detach()
 
-    def __enter__(self):
+    def __enter__(self) -> Dispatcher:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self.closed:
             return "<wsembed.Dispatcher closed>"
         return "<wsembed.Dispatcher fd={} sockets={}>".format(self._fd, self._sockets)
 
     # ----- for the sockets opened with it ---------------------------------
 
-    def _attach(self):
+    def _attach(self) -> None:
         """A socket is being opened with this dispatcher."""
         with self._lock:
             if self.closed:
                 raise _closed_error()
             self._sockets += 1
 
-    def _release(self):
+    def _release(self) -> None:
         """A socket opened with it is freed (or failed to open); runs
         ``_idle()`` when it was the last. Any thread."""
         with self._lock:
@@ -191,11 +199,12 @@ class Dispatcher:
         if idle and self._idle is not None:
             self._idle()
 
-    def _inside(self):
+    def _inside(self) -> bool:
         """True inside one of its callbacks on this thread."""
-        return getattr(self._local, "inside", False)
+        inside: bool = getattr(self._local, "inside", False)
+        return inside
 
-    def _wait(self, done, timeout):
+    def _wait(self, done: threading.Event, timeout: float) -> bool:
         """Waits at most ``timeout`` seconds for the ``threading.Event``
         ``done``, set by one of its callbacks. On the thread that dispatches
         it, it dispatches meanwhile (nobody else would); from another

@@ -1,9 +1,19 @@
 """Events as Python sees them, copied out of the C ``ws_event`` (which is
 valid only during the callback)."""
 
+from __future__ import annotations
+
 import ctypes
 
 from . import _ffi
+
+# For the type checker only: annotations are not evaluated at run time
+# (the __future__ import), so `import wsembed` does not load typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Union
+
+    from .websocket import WebSocket
 
 # The payload copied straight into a Python object: one foreign call, where
 # ``string_at`` then ``decode`` take two and more Python frames (ctypes'
@@ -21,23 +31,25 @@ KIND_NAMES = {
     _ffi.WS_EVENT_ERROR: "error",
     _ffi.WS_EVENT_CLOSE: "close",
     _ffi.WS_EVENT_RECONNECTING: "reconnecting",
+    _ffi.WS_EVENT_BUFFERED_AMOUNT_LOW: "bufferedamountlow",
 }
 KINDS = {name: kind for kind, name in KIND_NAMES.items()}
 
 
-def kind_of(name):
+def kind_of(name: str) -> int:
     """The C event kind for ``'open'``, ``'message'``, ``'error'``,
-    ``'close'`` or ``'reconnecting'``; ValueError for anything else."""
+    ``'close'``, ``'reconnecting'`` or ``'bufferedamountlow'``; ValueError
+    for anything else."""
     try:
         return KINDS[name]
     except (KeyError, TypeError):
         raise ValueError(
             "unknown WebSocket event {!r}: expected one of 'open', 'message', "
-            "'error', 'close', 'reconnecting'".format(name)
+            "'error', 'close', 'reconnecting', 'bufferedamountlow'".format(name)
         ) from None
 
 
-def payload(event):
+def payload(event: _ffi.ws_event) -> Union[str, bytes]:
     """A message's data: ``str`` for text, ``bytes`` for binary."""
     length = event.len
     if event.is_binary:
@@ -45,7 +57,7 @@ def payload(event):
     return _text_at(event.data, length, None) if length else ""
 
 
-def text(raw):
+def text(raw: Optional[bytes]) -> str:
     return raw.decode("utf-8", "replace") if raw else ""
 
 
@@ -53,8 +65,8 @@ class Event:
     """What a callback bound with ``WebSocket.bind`` receives, as the
     browser's event objects:
 
-    - ``type``: ``'open'``, ``'message'``, ``'error'``, ``'close'`` or
-      ``'reconnecting'``;
+    - ``type``: ``'open'``, ``'message'``, ``'error'``, ``'close'``,
+      ``'reconnecting'`` or ``'bufferedamountlow'``;
     - ``data`` (message): ``str`` for a text message, ``bytes`` for binary;
     - ``code``, ``reason``, ``wasClean`` (close): the close code (1005 when
       the peer sent none, 1006 when no close frame was exchanged), the
@@ -72,6 +84,9 @@ class Event:
       ``reason``, ``wasClean`` of the lost connection, ``error_code`` of
       what failed (0 for a close by the server), ``status`` of a refused
       handshake;
+    - ``bufferedAmount`` (bufferedamountlow): the socket's
+      ``bufferedAmount`` when it fell to its threshold; read with the
+      event rather than from the socket, which may have moved on since;
     - ``target``: the WebSocket the event belongs to.
     """
 
@@ -85,22 +100,24 @@ class Event:
         "status",
         "attempt",
         "delay",
+        "bufferedAmount",
         "target",
     )
 
     def __init__(
         self,
-        type,
-        data=None,
-        code=0,
-        reason="",
-        wasClean=False,
-        error_code=0,
-        target=None,
-        status=0,
-        attempt=0,
-        delay=0.0,
-    ):
+        type: str,
+        data: Union[str, bytes, None] = None,
+        code: int = 0,
+        reason: str = "",
+        wasClean: bool = False,
+        error_code: int = 0,
+        target: Optional[WebSocket] = None,
+        status: int = 0,
+        attempt: int = 0,
+        delay: float = 0.0,
+        bufferedAmount: int = 0,
+    ) -> None:
         self.type = type
         self.data = data
         self.code = code
@@ -110,10 +127,11 @@ class Event:
         self.status = status
         self.attempt = attempt
         self.delay = delay
+        self.bufferedAmount = bufferedAmount
         self.target = target
 
     @classmethod
-    def from_c(cls, event, target=None):
+    def from_c(cls, event: _ffi.ws_event, target: Optional[WebSocket] = None) -> Event:
         kind = event.kind
         if kind == _ffi.WS_EVENT_MESSAGE:
             return cls("message", data=payload(event), target=target)
@@ -147,9 +165,20 @@ class Event:
             )
         if kind == _ffi.WS_EVENT_OPEN:
             return cls("open", target=target, attempt=event.attempt)
+        if kind == _ffi.WS_EVENT_BUFFERED_AMOUNT_LOW:
+            return cls("bufferedamountlow", target=target, bufferedAmount=event.len)
         return cls(KIND_NAMES.get(kind, "unknown"), target=target)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
+        # Never raises: an Event made by hand (in a test, say) may hold
+        # anything, and repr() runs while other errors are reported.
+        try:
+            detail = self._detail()
+        except Exception:
+            detail = ""
+        return "<Event {}{}>".format(getattr(self, "type", "?"), detail)
+
+    def _detail(self) -> str:
         if self.type == "message":
             detail = " data={!r}".format(_shorten(self.data))
         elif self.type == "close":
@@ -162,12 +191,14 @@ class Event:
             detail = " attempt={} delay={:.3f} code={} error_code={}".format(
                 self.attempt, self.delay, self.code, self.error_code
             )
+        elif self.type == "bufferedamountlow":
+            detail = " bufferedAmount={}".format(self.bufferedAmount)
         elif self.type == "open" and self.attempt:
             detail = " attempt={}".format(self.attempt)
         else:
             detail = ""
-        return "<Event {}{}>".format(self.type, detail)
+        return detail
 
 
-def _shorten(data, limit=60):
+def _shorten(data: Any, limit: int = 60) -> object:
     return data if len(data) <= limit else data[:limit] + (b"..." if isinstance(data, bytes) else "...")

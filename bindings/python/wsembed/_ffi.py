@@ -7,6 +7,7 @@ checks each argument instead of guessing.
 """
 
 from ctypes import (
+    CDLL,
     CFUNCTYPE,
     POINTER,
     Structure,
@@ -69,6 +70,7 @@ WS_EVENT_MESSAGE = 2
 WS_EVENT_ERROR = 3
 WS_EVENT_CLOSE = 4
 WS_EVENT_RECONNECTING = 5
+WS_EVENT_BUFFERED_AMOUNT_LOW = 6
 
 ws_handle = c_uint64
 ws_dispatcher = c_uint64
@@ -195,6 +197,7 @@ SIGNATURES = {
     "ws_free": ([ws_handle], c_int),
     "ws_ready_state": ([ws_handle], c_int),
     "ws_buffered_amount": ([ws_handle], c_size_t),
+    "ws_set_buffered_amount_low_threshold": ([ws_handle, c_size_t], c_int),
     "ws_protocol": ([ws_handle, c_void_p, c_size_t], c_size_t),
     "ws_extensions": ([ws_handle, c_void_p, c_size_t], c_size_t),
     "ws_url": ([ws_handle, c_void_p, c_size_t], c_size_t),
@@ -208,7 +211,7 @@ SIGNATURES = {
 }
 
 
-def _declare(cdll, path):
+def _declare(cdll: CDLL, path: str) -> CDLL:
     for name, (argtypes, restype) in SIGNATURES.items():
         try:
             function = getattr(cdll, name)

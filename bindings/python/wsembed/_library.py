@@ -7,10 +7,18 @@ hand or a debug build. A failure says how to fix it, as wasmtime-py and
 libclang's cindex do.
 """
 
+from __future__ import annotations
+
 import ctypes
 import glob
 import importlib.machinery
 import os
+
+# For the type checker only: annotations are not evaluated at run time
+# (the __future__ import), so `import wsembed` does not load typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Tuple
 
 ENV_VAR = "WSEMBED_LIBRARY"
 
@@ -26,7 +34,7 @@ _HOW_TO_FIX = (
 ).format(var=ENV_VAR)
 
 
-def _packaged_candidates():
+def _packaged_candidates() -> List[str]:
     # setuptools-rust names the library as it would an extension module,
     # e.g. libwsembed.cpython-313-x86_64-linux-gnu.so or libwsembed.abi3.so;
     # a library copied in by hand keeps cargo's name.
@@ -39,7 +47,7 @@ def _packaged_candidates():
     return paths
 
 
-def find():
+def find() -> str:
     """The path of the library to load: the override, else the packaged one.
 
     Raises ImportError, saying how to fix it, when there is none.
@@ -57,7 +65,7 @@ def find():
     )
 
 
-def load():
+def load() -> Tuple[ctypes.CDLL, str]:
     """Loads the library; returns ``(ctypes.CDLL, path)``.
 
     CDLL, not PyDLL: ctypes releases the GIL during every call, so a call

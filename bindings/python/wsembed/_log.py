@@ -28,12 +28,20 @@ returns only once no call of it is running on another thread, and none
 starts after.
 """
 
+from __future__ import annotations
+
 import atexit
 import logging
 import threading
 
 from . import _unraisable
 from ._ffi import LOG_FN, WS_LOG_DEBUG, WS_LOG_ERROR, WS_LOG_INFO, WS_LOG_WARN, WS_OK, lib
+
+# For the type checker only: annotations are not evaluated at run time
+# (the __future__ import), so `import wsembed` does not load typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 logger = logging.getLogger("wsembed")
 logger.addHandler(logging.NullHandler())
@@ -51,7 +59,7 @@ _TO_LOGGING = dict(_LEVELS)
 installed_level = 0
 # The CFUNCTYPE object C holds while the hook is in place (C would call a
 # freed trampoline if it were collected).
-_installed_fn = None
+_installed_fn: Optional[object] = None
 # NULL, as ctypes spells it for a function pointer argument.
 _NO_FN = LOG_FN()
 _lock = threading.Lock()
@@ -59,14 +67,14 @@ _closed = False
 _inside = threading.local()
 
 
-def _wanted():
+def _wanted() -> int:
     for ws_level, logging_level in _LEVELS:
         if logger.isEnabledFor(logging_level):
             return ws_level
     return 0
 
 
-def sync():
+def sync() -> None:
     """Installs, changes or removes the hook to match the logger's level.
     Cheap when nothing changed: four level lookups (cached by logging) and
     a comparison."""
@@ -81,7 +89,7 @@ def sync():
             _install(_wanted())
 
 
-def _install(level):
+def _install(level: int) -> None:
     global installed_level, _installed_fn
     if level == installed_level:
         return
@@ -98,8 +106,9 @@ def _install(level):
     installed_level = level
 
 
-@LOG_FN
-def _on_log(level, handle, message, userdata):
+# ctypes' function types call through `*args: Any`: mypy calls them untyped.
+@LOG_FN  # type: ignore[misc]
+def _on_log(level: int, handle: int, message: bytes, userdata: Optional[int]) -> None:
     # Unlike the event trampoline, no thread state is kept here
     # (_callbacks._keep_thread_state): lines also come from threads other
     # than the IO thread (name resolution, say), whose states would then
@@ -123,7 +132,7 @@ def _on_log(level, handle, message, userdata):
         _unraisable.report("Exception ignored in the wsembed log callback", _on_log)
 
 
-def _at_exit():
+def _at_exit() -> None:
     global _closed
     with _lock:
         _closed = True

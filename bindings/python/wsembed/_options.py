@@ -12,6 +12,8 @@ Options that only shape another one (``pong_timeout`` without
 are passed on all the same, and the library ignores them, as it does in C.
 """
 
+from __future__ import annotations
+
 import contextlib
 import ctypes
 import math
@@ -19,6 +21,18 @@ import os
 
 from . import errors
 from ._ffi import lib
+
+# For the type checker only: annotations are not evaluated at run time
+# (the __future__ import), so `import wsembed` does not load typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+
+    # What every constructor's `protocols=` and `headers=` take.
+    Protocols = Optional[Union[str, Iterable[str]]]
+    Headers = Optional[Union[Mapping[str, str], Iterable[Tuple[str, str]]]]
+    # A path option (`ca_file`, `client_cert`'s): what os.fspath makes a str.
+    StrPath = Union[str, "os.PathLike[str]"]
 
 _UINT32_MAX = 2**32 - 1
 _SIZE_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1
@@ -59,9 +73,12 @@ OPTION_NAMES = (
 )
 
 DEFAULT_CLOSE_TIMEOUT = 5.0
+# The library's (include/wsembed.h), which it cannot be asked for: the
+# blocking and asyncio sends need it to know when a message will fit.
+DEFAULT_MAX_SEND_QUEUE = 64 << 20
 
 
-def cstring(value, what):
+def cstring(value: str, what: str) -> bytes:
     """UTF-8 bytes for a C string; ValueError for a NUL, which C would
     silently take for the end of the string."""
     if not isinstance(value, str):
@@ -71,11 +88,11 @@ def cstring(value, what):
     return value.encode("utf-8")
 
 
-def _path(value, what):
+def _path(value: StrPath, what: str) -> bytes:
     return cstring(os.fspath(value), what)
 
 
-def _number(value, what):
+def _number(value: float, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError("{} must be a number, not {}".format(what, type(value).__name__))
     if not math.isfinite(value) or value < 0:
@@ -83,7 +100,7 @@ def _number(value, what):
     return value
 
 
-def milliseconds(seconds, what):
+def milliseconds(seconds: float, what: str) -> int:
     """Seconds as whole milliseconds for C; a positive time never rounds
     down to 0, which C reads as "off" or refuses."""
     ms = math.ceil(_number(seconds, what) * 1000)
@@ -92,7 +109,7 @@ def milliseconds(seconds, what):
     return ms
 
 
-def size(value, what):
+def size(value: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("{} must be an int, not {}".format(what, type(value).__name__))
     if not 0 <= value <= _SIZE_MAX:
@@ -100,7 +117,7 @@ def size(value, what):
     return value
 
 
-def _integer(value, what, low, high):
+def _integer(value: int, what: str, low: int, high: int) -> int:
     """An int that the C parameter's type holds without wrapping; which
     values the library accepts is for it to say."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -110,7 +127,7 @@ def _integer(value, what, low, high):
     return value
 
 
-def _protocol_list(protocols):
+def _protocol_list(protocols: Protocols) -> List[str]:
     if protocols is None:
         return []
     if isinstance(protocols, str):
@@ -118,14 +135,14 @@ def _protocol_list(protocols):
     return list(protocols)
 
 
-def _header_items(headers):
+def _header_items(headers: Headers) -> List[Tuple[str, str]]:
     if headers is None:
         return []
     items = headers.items() if hasattr(headers, "items") else headers
     return [(name, value) for name, value in items]
 
 
-def _client_cert(value):
+def _client_cert(value: Tuple[StrPath, StrPath]) -> Tuple[bytes, bytes]:
     try:
         cert, key = value
     except (TypeError, ValueError):
@@ -133,7 +150,9 @@ def _client_cert(value):
     return _path(cert, "client_cert certificate"), _path(key, "client_cert key")
 
 
-def _apply(options, protocols, headers, settings):
+def _apply(
+    options: int, protocols: Protocols, headers: Headers, settings: Dict[str, Any]
+) -> None:
     for protocol in _protocol_list(protocols):
         errors.check(lib.ws_options_add_protocol(options, cstring(protocol, "protocol")))
     for name, value in _header_items(headers):
@@ -146,7 +165,7 @@ def _apply(options, protocols, headers, settings):
     if unknown:
         raise TypeError("unknown WebSocket option(s): {}".format(", ".join(sorted(unknown))))
 
-    def given(name):
+    def given(name: str) -> bool:
         return settings.get(name) is not None
 
     for name in (
@@ -196,7 +215,7 @@ def _apply(options, protocols, headers, settings):
     _apply_reconnect(options, settings)
 
 
-def _apply_reconnect(options, settings):
+def _apply_reconnect(options: int, settings: Dict[str, Any]) -> None:
     if settings.get("reconnect"):
         errors.check(lib.ws_options_set_reconnect(options, True))
     delay = settings.get("reconnect_delay")
@@ -228,13 +247,13 @@ def _apply_reconnect(options, settings):
         )
 
 
-def _window_bits(settings, name):
+def _window_bits(settings: Dict[str, Any], name: str) -> int:
     # 0 is the C API's "not given" (and its default).
     value = settings.get(name)
     return 0 if value is None else _integer(value, name, 0, _UINT8_MAX)
 
 
-def _apply_deflate(options, settings):
+def _apply_deflate(options: int, settings: Dict[str, Any]) -> None:
     # As with insecure_skip_verify, only what differs from the default is
     # passed on, so that deflate=False (or a False no_context_takeover)
     # never fails in a build without deflate.
@@ -263,7 +282,9 @@ def _apply_deflate(options, settings):
 
 
 @contextlib.contextmanager
-def native_options(protocols=None, headers=None, dispatcher=0, **settings):
+def native_options(
+    protocols: Protocols = None, headers: Headers = None, dispatcher: int = 0, **settings: Any
+) -> Iterator[int]:
     """A ``ws_options *`` holding the given options, freed on exit
     (``ws_open_ex`` copies what it needs). ``dispatcher`` is a
     ``ws_dispatcher`` handle, or 0 for none."""
@@ -279,7 +300,13 @@ def native_options(protocols=None, headers=None, dispatcher=0, **settings):
         lib.ws_options_free(options)
 
 
-def close_timeout(settings):
+def close_timeout(settings: Mapping[str, Any]) -> float:
     """The close timeout in seconds that these options give a socket."""
     value = settings.get("close_timeout")
     return DEFAULT_CLOSE_TIMEOUT if value is None else float(value)
+
+
+def max_send_queue(settings: Mapping[str, Any]) -> int:
+    """The send queue limit in bytes that these options give a socket."""
+    value = settings.get("max_send_queue")
+    return DEFAULT_MAX_SEND_QUEUE if value is None else value

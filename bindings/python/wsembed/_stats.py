@@ -14,6 +14,12 @@ import dataclasses
 from . import _ffi, errors
 from ._ffi import lib
 
+# For the type checker only. No __future__ import of annotations here: it
+# would turn the dataclass's field types (dataclasses.fields) into strings.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
 # Between two reads of the counters while waiting for a pong: small next
 # to any real round trip, and a read costs one foreign call.
 PING_POLL_INTERVAL = 0.001
@@ -64,13 +70,13 @@ class Stats:
     pings_answered: int
 
     @property
-    def last_rtt(self):
+    def last_rtt(self) -> "Optional[float]":
         """``last_rtt_us`` in seconds, or None before any ping was answered
         (the C field's 0 could also be a round trip under a microsecond)."""
         return self.last_rtt_us / 1e6 if self.pings_answered else None
 
     @property
-    def handshake_time(self):
+    def handshake_time(self) -> "Optional[float]":
         """``handshake_ms`` in seconds, or None before the first open (a
         loopback handshake can take under the millisecond, which C gives
         as 0 too)."""
@@ -80,7 +86,7 @@ class Stats:
 _FIELDS = tuple(field.name for field in dataclasses.fields(Stats))
 
 
-def read(handle):
+def read(handle: int) -> Stats:
     """The :class:`Stats` of a live handle; ``InvalidStateError`` for a
     freed one."""
     c_stats = _ffi.ws_stats()

@@ -4,11 +4,20 @@ on the IO thread. It goes to ``sys.unraisablehook``, as an exception in a
 thread goes on serving the other sockets.
 """
 
+from __future__ import annotations
+
 import ctypes
 import sys
 import threading
 
-_args_type = None
+# For the type checker only: annotations are not evaluated at run time
+# (the __future__ import), so `import wsembed` does not load typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sys import UnraisableHookArgs
+    from typing import Callable, List, Optional
+
+_args_type: Optional[Callable[..., UnraisableHookArgs]] = None
 _args_type_lock = threading.Lock()
 
 
@@ -16,11 +25,11 @@ class _Probe(Exception):
     pass
 
 
-def _raise_probe():
+def _raise_probe() -> None:
     raise _Probe
 
 
-def _unraisable_args_type():
+def _unraisable_args_type() -> Callable[..., UnraisableHookArgs]:
     """The type ``sys.unraisablehook`` expects (``UnraisableHookArgs``).
 
     CPython does not export it, and its default hook refuses any other
@@ -31,10 +40,10 @@ def _unraisable_args_type():
     global _args_type
     with _args_type_lock:
         if _args_type is None:
-            found = []
+            found: List[Callable[..., UnraisableHookArgs]] = []
             previous = sys.unraisablehook
 
-            def capture(args):
+            def capture(args: UnraisableHookArgs) -> None:
                 if args.exc_type is _Probe:
                     found.append(type(args))
                 else:
@@ -49,7 +58,7 @@ def _unraisable_args_type():
         return _args_type
 
 
-def report(message, obj):
+def report(message: str, obj: object) -> None:
     """Sends the exception being handled to ``sys.unraisablehook``, as
     ``"<message>: <obj!r>"``. Call it from an ``except`` block; it never
     raises."""

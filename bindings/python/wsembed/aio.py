@@ -22,18 +22,30 @@ connection from the loop it was opened on; use ``asyncio.wait_for`` to
 bound a ``recv``. Messages are kept in Python until received.
 """
 
+from __future__ import annotations
+
 import asyncio
 import threading
 import time
 import weakref
 
-from . import _ffi, _options, _room, _stats, errors
+from . import _drain, _ffi, _options, _repr, _stats, errors
 from ._dispatcher import Dispatcher
 from ._ffi import lib
 from ._events import payload
 from ._inbox import CloseState, Inbox, Lost
 from ._native import NativeSocket, NativeState
 from .errors import ConnectionClosed, InvalidStatus, QueueFullError
+
+# For the type checker only: annotations are not evaluated at run time
+# (the __future__ import), so `import wsembed` does not load typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Generator, List, Optional, Tuple, Union
+
+    from ._ffi import ws_event
+    from ._native import Data
+    from ._options import Headers, Protocols
 
 __all__ = ["connect", "Connection"]
 
@@ -43,7 +55,9 @@ _GRACE = 5.0
 _DEFAULT_CONNECT_TIMEOUT = 30.0
 
 # loop -> its _LoopDispatcher. Weak: a loop that is gone takes its entry.
-_loop_dispatchers = weakref.WeakKeyDictionary()
+_loop_dispatchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopDispatcher] = (
+    weakref.WeakKeyDictionary()
+)
 _loop_dispatchers_lock = threading.RLock()
 
 
@@ -57,7 +71,7 @@ class _LoopDispatcher:
     interpreter exit, when ``weakref.finalize`` frees the sockets left).
     """
 
-    def __init__(self, loop):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = weakref.ref(loop)
         self.dispatcher = Dispatcher()
         self._handle = self.dispatcher.handle
@@ -76,7 +90,7 @@ class _LoopDispatcher:
         self.dispatcher._idle = self._on_idle
 
     @classmethod
-    def of(cls, loop):
+    def of(cls, loop: asyncio.AbstractEventLoop) -> Optional[_LoopDispatcher]:
         """The loop's dispatcher, made if need be; None for a loop that
         cannot watch a descriptor (or be weakly referenced)."""
         with _loop_dispatchers_lock:
@@ -92,7 +106,7 @@ class _LoopDispatcher:
                 _loop_dispatchers[loop] = found
             return found
 
-    def _on_readable(self):
+    def _on_readable(self) -> None:
         # The loop's reader. The callbacks run in here, on the loop's
         # thread: each hands its event to its inbox, which wakes the tasks
         # waiting (no user code runs inside, and none can dispatch again).
@@ -105,7 +119,7 @@ class _LoopDispatcher:
             # Freed by its finalizer at interpreter exit: stop watching.
             self._remove_reader()
 
-    def _remove_reader(self):
+    def _remove_reader(self) -> None:
         loop = self._loop()
         if loop is not None and not loop.is_closed():
             try:
@@ -113,7 +127,7 @@ class _LoopDispatcher:
             except Exception:
                 pass
 
-    def _on_idle(self):
+    def _on_idle(self) -> None:
         """The last socket was freed, on any thread (a finalizer may run
         anywhere, also on the IO thread or inside ws_dispatch)."""
         loop = self._loop()
@@ -134,7 +148,7 @@ class _LoopDispatcher:
             # A stopped loop: nothing is selecting, so the reader can go.
             self.free_if_idle()
 
-    def free_if_idle(self):
+    def free_if_idle(self) -> None:
         """Frees the dispatcher unless a socket uses it again."""
         with _loop_dispatchers_lock:
             if self.freed or self.dispatcher._sockets:
@@ -155,32 +169,32 @@ class _LoopDispatcher:
 class _LoopInbox(Inbox):
     """An inbox filled on the loop's thread, inside the loop's dispatcher."""
 
-    def __init__(self, loop):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._loop = loop
-        self._waiters = []
+        self._waiters: List[asyncio.Future[None]] = []
 
-    def deliver(self, record, *args):
+    def deliver(self, record: Callable[..., None], *args: Any) -> None:
         self._apply(record, args)
 
-    def _on_message(self, event):
+    def _on_message(self, event: ws_event) -> None:
         # The common event, without the generic path's indirections.
         self.record_message(payload(event))
         if self._waiters:
             self._wake()
 
-    def _apply(self, record, args):
+    def _apply(self, record: Callable[..., None], args: Tuple[Any, ...]) -> None:
         record(*args)
         if self._waiters:
             self._wake()
 
-    def _wake(self):
+    def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def wait(self, predicate):
+    async def wait(self, predicate: Callable[[], bool]) -> None:
         """Returns once ``predicate()`` holds, checked after each event."""
         while not predicate():
             # One future per waiter, so cancelling one waiter leaves the
@@ -189,7 +203,7 @@ class _LoopInbox(Inbox):
             self._waiters.append(waiter)
             await waiter
 
-    async def wait_message(self):
+    async def wait_message(self) -> None:
         """Returns once a message or the close is in: ``wait`` for
         ``recv``, the hot path, without its predicate calls."""
         messages = self.messages
@@ -206,7 +220,7 @@ class _ThreadsafeLoopInbox(_LoopInbox):
     # Every event goes through `deliver`, to the loop's thread.
     _on_message = Inbox._on_message
 
-    def deliver(self, record, *args):
+    def deliver(self, record: Callable[..., None], *args: Any) -> None:
         try:
             self._loop.call_soon_threadsafe(self._apply, record, args)
         except RuntimeError:
@@ -218,12 +232,15 @@ class Connection(NativeState, CloseState):
     """A WebSocket connection for asyncio; made by :func:`connect`. Use it
     from the event loop it was opened on."""
 
-    def __init__(self, native, inbox, options):
+    def __init__(self, native: NativeSocket, inbox: _LoopInbox, options: Dict[str, Any]) -> None:
         self._native = native
-        self._inbox = inbox
+        self._inbox: _LoopInbox = inbox
         self._close_timeout = _options.close_timeout(options)
+        self._max_send_queue = _options.max_send_queue(options)
+        # Made by the first send that finds the queue full (see _drain).
+        self._room: Optional[_drain.Room] = None
 
-    async def recv(self):
+    async def recv(self) -> Union[str, bytes]:
         """The next message: ``str`` for text, ``bytes`` for binary. Once
         the connection is closed and the messages that came before are
         received, raises ``ConnectionClosed``; with ``reconnect=True``, also
@@ -238,14 +255,15 @@ class Connection(NativeState, CloseState):
             if message.__class__ is Lost:
                 # A connection lost (reconnect=True): its end, here.
                 inbox.lost_taken += 1
-                raise message.exception()
-            return message
+                # mypy does not narrow on __class__ (kept for speed over isinstance).
+                raise message.exception()  # type: ignore[union-attr]
+            return message  # type: ignore[return-value]
         raise inbox.closed_exception()
 
-    def __aiter__(self):
+    def __aiter__(self) -> Connection:
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> Union[str, bytes]:
         """Messages until the connection closes: iteration ends after a
         clean close, and raises ``ConnectionClosed`` after a failure."""
         try:
@@ -257,23 +275,49 @@ class Connection(NativeState, CloseState):
                 raise StopAsyncIteration from None
             raise
 
-    async def send(self, data):
+    async def send(self, data: Data) -> None:
         """Sends ``str`` as text, a bytes-like object as binary; copies and
         queues. When the send queue is full (``max_send_queue``), waits
         until the peer has read enough for the message to fit, as
-        ``websockets`` waits for its buffer to drain; it raises
+        ``websockets`` waits for its buffer to drain: the library's drain
+        signal (the ``bufferedamountlow`` event) wakes it, delivered as
+        the connection's other events are, with no polling. It raises
         ``InvalidStateError`` if the connection closes meanwhile (see
         ``WebSocket.send`` for the other errors). Bound it with
         ``asyncio.wait_for``."""
-        pauses = None  # made only once the queue is found full
-        while True:
-            try:
-                return self._native.send(data)
-            except QueueFullError:
-                pauses = pauses or _room.pauses()
-                await asyncio.sleep(next(pauses))
+        try:
+            return self._native.send(data)
+        except QueueFullError:
+            pass
+        await self._send_when_room(data)
 
-    async def ping(self, data=b"", timeout=_stats.DEFAULT_PING_TIMEOUT):
+    async def _send_when_room(self, data: Data) -> None:
+        room = self._room
+        if room is None:
+            room = self._room = _drain.Room(
+                self._native, self._max_send_queue, self._inbox._on_low
+            )
+        inbox = self._inbox
+        need = room.enter(_drain.size_of(data))
+        try:
+            while True:
+                # The events, the drain signal among them, run on this
+                # thread: none can come between this look and the wait.
+                if not room.fits(need):
+                    room.waits += 1
+                    await inbox.wait(lambda: room.fits(need))
+                try:
+                    return self._native.send(data)
+                except QueueFullError:
+                    # Another task took the room first.
+                    pass
+        finally:
+            if room.leave(need):
+                inbox._wake()
+
+    async def ping(
+        self, data: Data = b"", timeout: Optional[float] = _stats.DEFAULT_PING_TIMEOUT
+    ) -> float:
         """Sends a ping with ``data`` (``str`` as UTF-8, or bytes-like; at
         most 125 bytes) and returns the round trip in seconds (``float``)
         once its pong came, as the IO thread timed it: the latency that
@@ -299,15 +343,16 @@ class Connection(NativeState, CloseState):
             if native.stats.pings_answered > answered:
                 # Read again: one read loads last_rtt_us before
                 # pings_answered, so it can see the count of this ping's
-                # answer with the round trip of the one before.
-                return native.stats.last_rtt
+                # answer with the round trip of the one before. Not None:
+                # a ping was answered.
+                return native.stats.last_rtt  # type: ignore[return-value]
             if inbox.closed is not None:
                 raise inbox.closed_exception()
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError("no answer to the ping in {} s".format(timeout))
             await asyncio.sleep(_stats.PING_POLL_INTERVAL)
 
-    async def close(self, code=None, reason=None):
+    async def close(self, code: Optional[int] = None, reason: Optional[str] = None) -> None:
         """Closes (code 1000 or 3000-4999, reason at most 123 bytes), waits
         for the closing handshake (at most the close timeout), and releases
         the native socket. Idempotent."""
@@ -321,22 +366,28 @@ class Connection(NativeState, CloseState):
         finally:
             self._native.free()
 
-    async def wait_closed(self):
+    async def wait_closed(self) -> None:
         """Returns once the connection is closed."""
         inbox = self._inbox
         await inbox.wait(lambda: inbox.closed is not None)
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> Connection:
         return self
 
-    async def __aexit__(self, *exc_info):
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    def __repr__(self):
-        return "<wsembed.aio.Connection {!r} readyState={}>".format(self.url, self.readyState)
+    def __repr__(self) -> str:
+        return _repr.describe(self, "{}.{}".format(type(self).__module__, type(self).__qualname__))
 
 
-def _native_socket(loop, url, protocols, headers, options):
+def _native_socket(
+    loop: asyncio.AbstractEventLoop,
+    url: str,
+    protocols: Protocols,
+    headers: Headers,
+    options: Dict[str, Any],
+) -> Tuple[NativeSocket, _LoopInbox]:
     """The socket and its inbox: on the loop's dispatcher when it has one."""
     if "dispatcher" in options:
         raise TypeError(
@@ -357,7 +408,9 @@ def _native_socket(loop, url, protocols, headers, options):
     return native, _LoopInbox(loop)
 
 
-async def _open(url, protocols, headers, options):
+async def _open(
+    url: str, protocols: Protocols, headers: Headers, options: Dict[str, Any]
+) -> Connection:
     loop = asyncio.get_running_loop()
     native, inbox = _native_socket(loop, url, protocols, headers, options)
     try:
@@ -408,16 +461,18 @@ class connect:
     library gives up or a failure is not worth a retry.
     """
 
-    def __init__(self, url, protocols=None, headers=None, **options):
+    def __init__(
+        self, url: str, protocols: Protocols = None, headers: Headers = None, **options: Any
+    ) -> None:
         self._args = (url, protocols, headers, options)
-        self._connection = None
+        self._connection: Optional[Connection] = None
         # How many opens the `async for` loop has yielded.
         self._yielded = 0
 
-    def __aiter__(self):
+    def __aiter__(self) -> connect:
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> Connection:
         connection = self._connection
         if connection is None:
             if not self._args[3].get("reconnect"):
@@ -436,12 +491,13 @@ class connect:
         self._yielded = yielded + 1
         return connection
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, Connection]:
         return _open(*self._args).__await__()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> Connection:
         self._connection = await _open(*self._args)
         return self._connection
 
-    async def __aexit__(self, *exc_info):
-        await self._connection.close()
+    async def __aexit__(self, *exc_info: object) -> None:
+        # Set: __aenter__ ran.
+        await self._connection.close()  # type: ignore[union-attr]

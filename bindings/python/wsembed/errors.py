@@ -29,6 +29,8 @@ code: it is the HTTP status of the server's refusal (401, 503...), as in
 The status codes are here by their C names (``errors.WS_ERR_CONNECT``).
 """
 
+from __future__ import annotations
+
 from . import _ffi
 from ._ffi import (
     WS_ERR_CONNECT,
@@ -51,6 +53,14 @@ from ._ffi import (
     WS_OK,
     lib,
 )
+
+# For the type checker only: annotations are not evaluated at run time
+# (the __future__ import), so `import wsembed` does not load typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+    from ._native import ResponseHeaders
 
 __all__ = [
     "WebSocketError",
@@ -88,12 +98,12 @@ class WebSocketError(Exception):
     ``status_name`` its name, e.g. ``"WS_ERR_QUEUE_FULL"``; ``str()`` is
     the library's message."""
 
-    def __init__(self, status, message):
+    def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
 
     @property
-    def status_name(self):
+    def status_name(self) -> str:
         return _ffi.STATUS_NAMES.get(self.status, "unknown status {}".format(self.status))
 
 
@@ -129,7 +139,9 @@ class ConnectionClosed(WebSocketError, ConnectionError):
     ``status`` is ``WS_ERR_INVALID_STATE``.
     """
 
-    def __init__(self, code, reason, was_clean, error_code=0, error=""):
+    def __init__(
+        self, code: int, reason: str, was_clean: bool, error_code: int = 0, error: str = ""
+    ) -> None:
         if error_code:
             message = "{} (close code {})".format(error, code)
         else:
@@ -163,14 +175,24 @@ class InvalidStatus(ConnectionClosed):
       ``ConnectionClosed`` (close code 1006).
     """
 
-    def __init__(self, status, headers, body, code, reason, was_clean, error_code, error):
+    def __init__(
+        self,
+        status: int,
+        headers: ResponseHeaders,
+        body: bytes,
+        code: int,
+        reason: str,
+        was_clean: bool,
+        error_code: int,
+        error: str,
+    ) -> None:
         super().__init__(code, reason, was_clean, error_code, error)
         self.status = status
         self.headers = headers
         self.body = body
 
     @property
-    def status_name(self):
+    def status_name(self) -> str:
         return _ffi.STATUS_NAMES.get(self.error_code, "unknown status {}".format(self.error_code))
 
 
@@ -186,18 +208,20 @@ _CLASS_FOR_STATUS = {
 }
 
 
-def strerror(status):
+def strerror(status: int) -> str:
     """The library's fixed description of a status code."""
-    return lib.ws_strerror(status).decode("utf-8", "replace")
+    text: str = lib.ws_strerror(status).decode("utf-8", "replace")
+    return text
 
 
-def last_error():
+def last_error() -> str:
     """This thread's message for its last failed call. Read it right after
     the call: the next wsembed call on this thread replaces it."""
-    return lib.ws_last_error().decode("utf-8", "replace")
+    text: str = lib.ws_last_error().decode("utf-8", "replace")
+    return text
 
 
-def from_status(status, message=None):
+def from_status(status: int, message: Optional[str] = None) -> WebSocketError:
     """The exception for a failed call's status, with this thread's last
     error message unless ``message`` is given."""
     if message is None:
@@ -205,7 +229,7 @@ def from_status(status, message=None):
     return _CLASS_FOR_STATUS.get(status, WebSocketError)(status, message)
 
 
-def check(status):
+def check(status: int) -> None:
     """Raises the exception for ``status`` unless it is WS_OK."""
     if status != WS_OK:
         raise from_status(status)
