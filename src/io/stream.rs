@@ -614,16 +614,25 @@ impl Write for Stream {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        // Flushing a TCP stream does nothing: done once it took all;
+        // rustls writes its records to the socket in its flush.
         match &mut self.transport {
-            // Flushing a TCP stream does nothing: done once it took all.
-            Transport::Plain(tcp) => return self.out.send_vectored(|s| tcp.send_vectored(s)),
+            Transport::Plain(tcp) => self.out.send_vectored(|s| tcp.send_vectored(s)),
             #[cfg(feature = "tls")]
-            Transport::Tls(tls) => self.out.send(tls)?,
+            Transport::Tls(tls) => {
+                self.out.send(tls)?;
+                tls.flush()
+            }
             #[cfg(feature = "tls")]
-            Transport::Proxied(tls) => self.out.send(tls)?,
+            Transport::Proxied(tls) => {
+                self.out.send(tls)?;
+                tls.flush()
+            }
             #[cfg(feature = "tls")]
-            Transport::ProxiedTls(tls) => self.out.send(tls)?,
+            Transport::ProxiedTls(tls) => {
+                self.out.send(tls)?;
+                tls.flush()
+            }
         }
-        self.transport.flush()
     }
 }
