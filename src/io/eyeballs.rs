@@ -22,6 +22,8 @@ pub(super) struct Race {
     delay: Option<Duration>,
     /// When the next attempt starts if none fails before.
     next_at: Option<Instant>,
+    /// Why the latest failed attempt failed.
+    last_error: Option<String>,
 }
 
 impl Race {
@@ -31,6 +33,7 @@ impl Race {
             pending: interleave(addrs),
             delay: (!delay.is_zero()).then(|| delay.max(MIN_DELAY)),
             next_at: None,
+            last_error: None,
         }
     }
 
@@ -44,9 +47,15 @@ impl Race {
         Some(addr)
     }
 
-    /// An attempt failed: the next may start at once.
-    pub fn failed(&mut self) {
+    /// An attempt failed (`why` says how): the next may start at once.
+    pub fn failed(&mut self, why: String) {
         self.next_at = None;
+        self.last_error = Some(why);
+    }
+
+    /// Why the latest failed attempt failed, once the race is lost.
+    pub fn take_last_error(&mut self) -> Option<String> {
+        self.last_error.take()
     }
 
     /// When the next attempt is due to start anyway.
@@ -134,8 +143,9 @@ mod tests {
         assert_eq!(race.start(t1), Some(addr("127.0.0.1:1")));
         assert_eq!(race.deadline(), Some(t1 + delay));
         // A failure before it: no waiting for the timer.
-        race.failed();
+        race.failed("refused".into());
         assert_eq!(race.deadline(), None);
+        assert_eq!(race.take_last_error().as_deref(), Some("refused"));
         assert_eq!(race.start(t1), Some(addr("[::2]:1")));
         // The last one arms nothing.
         assert_eq!(race.deadline(), None);

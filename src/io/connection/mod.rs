@@ -66,8 +66,6 @@ enum Phase {
     Connecting {
         attempts: Vec<(TcpStream, SocketAddr)>,
         race: Race,
-        /// Why the latest failed attempt failed.
-        last_error: Option<String>,
     },
     /// Asking a proxy for a tunnel (over TLS to an `https://` one).
     Tunneling {
@@ -308,7 +306,6 @@ impl Connection {
         self.phase = Phase::Connecting {
             attempts: Vec::with_capacity(1),
             race,
-            last_error: None,
         };
         self.start_attempts(ctx);
     }
@@ -318,12 +315,7 @@ impl Connection {
     fn start_attempts(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now();
         let to = self.first_hop_kind();
-        let Phase::Connecting {
-            attempts,
-            race,
-            last_error,
-        } = &mut self.phase
-        else {
+        let Phase::Connecting { attempts, race } = &mut self.phase else {
             return;
         };
         while let Some(addr) = race.start(now) {
@@ -345,15 +337,14 @@ impl Connection {
                 Err(e) => {
                     let why = format!("cannot connect to {to}{addr}: {e}");
                     log_at!(Debug, self.socket.handle, "{why}");
-                    *last_error = Some(why);
-                    race.failed();
+                    race.failed(why);
                 }
             }
         }
         self.deadlines.attempt = race.deadline();
         if attempts.is_empty() {
-            let message = last_error
-                .take()
+            let message = race
+                .take_last_error()
                 .unwrap_or_else(|| "no address to connect to".into());
             self.fail(ctx, Failure::new(AsyncErrorKind::Connect, message));
         }
@@ -371,12 +362,7 @@ impl Connection {
     /// other. The first to succeed wins and the others are closed.
     fn on_connecting_ready(&mut self, ctx: &mut Ctx<'_>) {
         let to = self.first_hop_kind();
-        let Phase::Connecting {
-            attempts,
-            race,
-            last_error,
-        } = &mut self.phase
-        else {
+        let Phase::Connecting { attempts, race } = &mut self.phase else {
             return;
         };
         let mut winner = None;
@@ -406,8 +392,7 @@ impl Connection {
                     let _ = ctx.registry.deregister(&mut stream);
                     let why = format!("cannot connect to {to}{addr}: {e}");
                     log_at!(Debug, self.socket.handle, "{why}");
-                    *last_error = Some(why);
-                    race.failed();
+                    race.failed(why);
                 }
             }
         }
