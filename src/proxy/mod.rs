@@ -290,12 +290,17 @@ mod tests {
             plain.request("[2001:db8::1]:443"),
             b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n\r\n"
         );
-        let https = Proxy::parse("https://u:p@proxy.example").unwrap();
-        assert_eq!(
-            (https.kind, https.secure, https.port),
-            (ProxyKind::Http, true, 443)
-        );
-        assert_eq!(https.authorization.as_deref(), Some("Basic dTpw"));
+        let https = Proxy::parse("https://u:p@proxy.example");
+        if cfg!(feature = "tls") {
+            let https = https.unwrap();
+            assert_eq!(
+                (https.kind, https.secure, https.port),
+                (ProxyKind::Http, true, 443)
+            );
+            assert_eq!(https.authorization.as_deref(), Some("Basic dTpw"));
+        } else {
+            assert_eq!(https.unwrap_err().kind, ErrorKind::Unsupported);
+        }
         assert!(!Proxy::parse("http://proxy.example").unwrap().secure);
         assert!(Proxy::parse("ftp://127.0.0.1:21").is_err());
         assert!(Proxy::parse("http://").is_err());
