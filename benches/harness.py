@@ -458,6 +458,9 @@ class Bench:
             ("wsembed-asyncio", "wsembed asyncio"),
             ("websocket-client", "websocket-client (blocking)"),
             ("websockets", "websockets (asyncio)"),
+            # A reference, not a client: the loop's own socket, no library
+            # and no checks, so what asyncio itself costs.
+            ("asyncio-minimal", "minimal asyncio client (reference)"),
         ]
         header = ["placement", "size"] + ["{} rt/s".format(l) for _, l in styles] + [
             "best wsembed / websocket-client (target ≥ 1.2 at 16 B)",
@@ -468,7 +471,7 @@ class Bench:
         missing = {s for s, _ in styles if not available.get(s, False)}
         if all(not available.get(s) for s, _ in styles[:3]):
             reason = available.get("why", "binding not available")
-            rows = [["all", "16 B, 1 KiB"] + ["not measured: {}".format(reason)] * 3 + ["-"] * 5]
+            rows = [["all", "16 B, 1 KiB"] + ["not measured: {}".format(reason)] * 3 + ["-"] * 6]
             self.section("### 4. Python round trips per second\n\n" + table(header, rows))
             return
         names = [s for s, _ in styles if s not in missing]
@@ -514,7 +517,9 @@ class Bench:
             + "\n\nmedian [min–max] of {} interleaved runs of {:,} timed round trips (after {:,}). Python {}; "
             "websocket-client {}, websockets {}. The wsembed styles: callbacks (send from the `message` "
             "callback on the IO thread), blocking (`wsembed.connect`, `send`/`recv`), asyncio "
-            "(`wsembed.aio.connect`).".format(
+            "(`wsembed.aio.connect`). Minimal asyncio client: a reference, not a "
+            "client to use: an asyncio Protocol on the loop's own socket, in pure Python, speaking only "
+            "what the echo needs (`py_clients.py asyncio_minimal`), for what asyncio itself costs.".format(
                 p["reps"], p["py_count"], p["py_warmup"], sys.version.split()[0],
                 available.get("websocket-client-version", "?"), available.get("websockets-version", "?"),
             )
@@ -934,6 +939,8 @@ def python_status(opts):
     status["wsembed-asyncio"] = bool(got.get("wsembed") and got.get("aio"))
     status["websocket-client"] = bool(got.get("websocket-client"))
     status["websockets"] = bool(got.get("websockets"))
+    # The standard library only.
+    status["asyncio-minimal"] = True
     for k in ("websocket-client-version", "websockets-version"):
         if k in got:
             status[k] = got[k]

@@ -5,10 +5,11 @@
 
 STYLE: wsembed-callback, wsembed-blocking, wsembed-asyncio (the wsembed
 binding), websocket-client (blocking) or websockets (asyncio), all on
-ws://127.0.0.1:PORT/. Sends a SIZE-byte text message, waits for its echo,
-sends the next: WARMUP untimed round trips, then COUNT timed ones. Prints
-one JSON line like the Rust clients. Stops by itself (a watchdog ends a
-run that hangs).
+ws://127.0.0.1:PORT/; or asyncio-minimal, a reference: a pure-Python
+asyncio client that speaks only what the echo needs. Sends a SIZE-byte
+text message, waits for its echo, sends the next: WARMUP untimed round
+trips, then COUNT timed ones. Prints one JSON line like the Rust clients.
+Stops by itself (a watchdog ends a run that hangs).
 """
 
 import json
@@ -159,12 +160,82 @@ def websockets_asyncio(url, payload, marks):
     asyncio.run(main())
 
 
+def asyncio_minimal(url, payload, marks):
+    """Not a client to use: a reference for what asyncio itself costs. An
+    asyncio Protocol on the loop's own socket (no IO thread, no library),
+    speaking only what this echo needs: one unfragmented text frame each
+    way, masked with the all-zero key (valid, and it skips the XOR), none
+    of the checks a real client makes."""
+    import asyncio
+    import base64
+    import socket
+    import struct
+
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    data = payload.encode()
+    if len(data) < 126:
+        head = struct.pack("!BB", 0x81, 0x80 | len(data))
+    else:
+        head = struct.pack("!BBH", 0x81, 0x80 | 126, len(data))
+    frame = head + bytes(4) + data
+
+    class Echo(asyncio.Protocol):
+        def __init__(self, loop):
+            self.buffer = b""
+            self.waiter = None
+            self.upgraded = loop.create_future()
+
+        def data_received(self, chunk):
+            self.buffer += chunk
+            if not self.upgraded.done():
+                end = self.buffer.find(b"\r\n\r\n")
+                if end >= 0:
+                    self.buffer = self.buffer[end + 4 :]
+                    self.upgraded.set_result(None)
+                return
+            b = self.buffer
+            if len(b) < 4:
+                return
+            n, start = b[1] & 0x7F, 2
+            if n == 126:
+                n, start = struct.unpack("!H", b[2:4])[0], 4
+            if len(b) < start + n:
+                return
+            self.buffer = b[start + n :]
+            waiter, self.waiter = self.waiter, None
+            waiter.set_result(b[start : start + n].decode())
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        transport, echo = await loop.create_connection(lambda: Echo(loop), "127.0.0.1", port)
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n".format(port, key).encode()
+        )
+        await echo.upgraded
+        marks.at(0)
+        received = 0
+        while True:
+            echo.waiter = loop.create_future()
+            transport.write(frame)
+            check(payload, await echo.waiter)
+            received += 1
+            if marks.at(received):
+                break
+        transport.close()
+
+    asyncio.run(main())
+
+
 STYLES = {
     "wsembed-callback": wsembed_callback,
     "wsembed-blocking": wsembed_blocking,
     "wsembed-asyncio": wsembed_asyncio,
     "websocket-client": websocket_client,
     "websockets": websockets_asyncio,
+    "asyncio-minimal": asyncio_minimal,
 }
 
 
