@@ -297,8 +297,10 @@ fn too_large_and_queue_full() {
     };
     assert_eq!(status, WS_ERR_QUEUE_FULL);
     assert!(last_error().contains("queue"));
+    // Never over the cap. It may already be 0: the IO thread can have moved
+    // the whole queue into the kernel's socket buffer since it was full.
     let buffered = ws_buffered_amount(h);
-    assert!(buffered > 0 && buffered <= 256 * 1024, "{buffered}");
+    assert!(buffered <= 256 * 1024, "{buffered}");
     assert!(buffered <= accepted);
     assert_eq!(ws_free(h), WS_OK);
 }
