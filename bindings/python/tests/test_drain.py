@@ -161,12 +161,11 @@ def fill(ws, above, chunk, below=None):
 
 
 def fill_and_settle(ws, above, chunk):
-    """``fill``, then again once the kernel has settled: while the peer's
-    window closes the kernel may still take some of the queue, a fall that
-    the event rightly reports; what follows must start from a steady level
-    above ``above``."""
-    # The kernel's buffers can keep growing for a while (autotuning): fill
-    # again until a quiet pause leaves the level above ``above``.
+    """``fill``, again and again until a quiet pause leaves the level above
+    ``above``: while the peer's window closes, and while the kernel's
+    buffers keep growing (autotuning), the kernel may still take some of
+    the queue, a fall that the event rightly reports; what follows must
+    start from a steady level above ``above``."""
     for _ in range(50):
         fill(ws, above, chunk)
         time.sleep(QUIET)
